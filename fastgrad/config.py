@@ -1,0 +1,70 @@
+"""Every Numba option fastgrad uses, in one place.
+
+Kernels import their decorator options from here instead of scattering
+literals: ``cache`` so a warm start skips compilation, ``nogil`` so kernels may
+run from several Python threads, ``parallel`` only where a kernel has a
+``prange``. fastmath stays off everywhere: reassociation would change the
+finite differences (and break bitwise thread-count invariance).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numba
+
+#: Environment variable that sets the default thread count of the JIT methods.
+THREADS_ENV = "FASTGRAD_THREADS"
+
+#: Options of serial kernels.
+JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
+
+#: Options of kernels with a ``prange`` loop.
+PARALLEL_OPTIONS = {**JIT_OPTIONS, "parallel": True}
+
+#: Kernels that take a user's jitted function as an argument are specialised per
+#: function; caching them to disk would key the cache on an unpicklable object.
+GENERIC_OPTIONS = {**PARALLEL_OPTIONS, "cache": False}
+
+# The workqueue layer aborts when two Python threads enter parallel regions at
+# once; "threadsafe" picks TBB (shipped as the ``tbb`` wheel) or OpenMP. A user
+# who sets NUMBA_THREADING_LAYER keeps their choice.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "threadsafe"
+
+
+def max_threads() -> int:
+    """Number of threads Numba was started with (all cores by default)."""
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+def default_threads() -> int:
+    """Default thread count: ``$FASTGRAD_THREADS`` if set, else all cores."""
+    raw = os.environ.get(THREADS_ENV)
+    if raw is None or raw.strip() == "":
+        return max_threads()
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{THREADS_ENV} must be a positive integer, got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{THREADS_ENV} must be a positive integer, got {raw!r}")
+    return min(value, max_threads())
+
+
+def threading_layer() -> str:
+    """Name of the threading layer in use ('tbb', 'omp', ...), or the configured one."""
+    try:
+        return numba.threading_layer()
+    except ValueError:  # no parallel region has run yet
+        return str(numba.config.THREADING_LAYER)
+
+
+#: Work chunks per thread in parameter-parallel kernels: more than one per
+#: thread evens out the load when a core is busy with something else.
+CHUNKS_PER_THREAD = 4
+
+
+def n_chunks(threads: int, size: int) -> int:
+    """Number of ``prange`` chunks for ``size`` independent items on ``threads`` threads."""
+    return max(1, min(size, threads * CHUNKS_PER_THREAD))

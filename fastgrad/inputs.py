@@ -1,0 +1,134 @@
+"""Validation and conversion of user inputs, shared by every public entry point.
+
+Each function returns a clean value (C-contiguous float64 arrays, int64
+labels, a positive float ``h``, a thread count) or raises a ``ValueError`` /
+``TypeError`` that names the argument and what was expected.
+"""
+
+from __future__ import annotations
+
+import numbers
+import operator
+
+import numpy as np
+
+from fastgrad import config
+
+PARAM_SHAPES = {"W1": "(input, hidden)", "b1": "(hidden,)", "W2": "(hidden, output)",
+                "b2": "(output,)"}
+
+
+def _as_float_array(value, name):
+    if isinstance(value, np.ndarray) and value.dtype == object or isinstance(value, str):
+        raise TypeError(f"{name} must be a numeric array, got {type(value).__name__}")
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be a numeric array: {exc}") from None
+    if arr.dtype == bool or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or Inf")
+    return arr
+
+
+def check_h(h):
+    """Return ``h`` as a positive finite float."""
+    if isinstance(h, bool) or not isinstance(h, numbers.Real):
+        raise TypeError(f"h must be a real number, got {type(h).__name__}")
+    h = float(h)
+    if not np.isfinite(h) or h <= 0.0:
+        raise ValueError(f"h must be positive and finite, got {h!r}")
+    return h
+
+
+def check_threads(threads):
+    """Return a thread count in ``[1, max_threads]``; ``None`` means the default."""
+    if threads is None:
+        return config.default_threads()
+    if isinstance(threads, bool):
+        raise TypeError("threads must be an integer or None, got bool")
+    try:
+        n = operator.index(threads)
+    except TypeError:
+        raise TypeError(f"threads must be an integer or None, got {type(threads).__name__}") \
+            from None
+    limit = config.max_threads()
+    if n < 1 or n > limit:
+        raise ValueError(f"threads must be between 1 and {limit} (NUMBA_NUM_THREADS), got {n}")
+    return n
+
+
+def check_params(params):
+    """Return ``{W1, b1, W2, b2}`` as contiguous float64 copies with consistent shapes."""
+    if not hasattr(params, "keys"):
+        raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
+    missing = [name for name in PARAM_SHAPES if name not in params]
+    if missing:
+        raise ValueError(f"params is missing {', '.join(missing)}")
+    out = {}
+    for name, expected in PARAM_SHAPES.items():
+        arr = _as_float_array(params[name], f"params[{name!r}]")
+        ndim = 2 if name.startswith("W") else 1
+        if arr.ndim != ndim:
+            raise ValueError(f"params[{name!r}] must have shape {expected}, got {arr.shape}")
+        out[name] = arr  # kernels only read; the reference works on its own copy
+    n_in, n_hidden = out["W1"].shape
+    n_out = out["W2"].shape[1]
+    if min(n_in, n_hidden, n_out) < 1:
+        raise ValueError(f"params['W1'] and params['W2'] must be non-empty, got shapes "
+                         f"{out['W1'].shape} and {out['W2'].shape}")
+    for name, shape in (("b1", (n_hidden,)), ("W2", (n_hidden, n_out)), ("b2", (n_out,))):
+        if out[name].shape != shape:
+            raise ValueError(f"params[{name!r}] must have shape {shape} to match "
+                             f"params['W1'] {out['W1'].shape}, got {out[name].shape}")
+    return out
+
+
+def check_x(x, n_in):
+    """Return the batch as a C-contiguous float64 ``(batch, n_in)`` array."""
+    arr = _as_float_array(x, "x")
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2:
+        raise ValueError(f"x must have shape (batch, {n_in}), got {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError("x is an empty batch: need at least one sample")
+    if arr.shape[1] != n_in:
+        raise ValueError(f"x must have shape (batch, {n_in}) to match W1, got {arr.shape}")
+    return arr
+
+
+def check_labels(t, batch, n_out):
+    """Return integer labels ``(batch,)`` from one-hot rows or integer(-valued) labels."""
+    arr = _as_float_array(t, "t")
+    if arr.ndim == 2 and arr.shape == (batch, n_out) and not (n_out == 1 and batch == 1):
+        if not np.all((arr == 0.0) | (arr == 1.0)) or not np.all(arr.sum(axis=1) == 1.0):
+            raise ValueError("t given as rows must be one-hot: each row exactly one 1, rest 0")
+        return np.ascontiguousarray(arr.argmax(axis=1), dtype=np.int64)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr.reshape(-1)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1 or arr.shape[0] != batch:
+        raise ValueError(f"t must be {batch} integer labels or one-hot rows of shape "
+                         f"({batch}, {n_out}) to match x, got shape {arr.shape}")
+    if not np.all(arr == np.round(arr)):
+        raise ValueError("t must hold integer labels (got non-integer values)")
+    if arr.min() < 0 or arr.max() >= n_out:
+        raise ValueError(f"t labels must lie in [0, {n_out}), got values in "
+                         f"[{arr.min():g}, {arr.max():g}]")
+    return arr.astype(np.int64)
+
+
+def check_batch(params, x, t):
+    """Validate a (params, x, t) triple; return converted copies."""
+    params = check_params(params)
+    n_in = params["W1"].shape[0]
+    n_out = params["W2"].shape[1]
+    x = check_x(x, n_in)
+    labels = check_labels(t, x.shape[0], n_out)
+    return params, x, labels

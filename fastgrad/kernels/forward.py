@@ -1,0 +1,95 @@
+"""Compiled forward pass and loss with the reference's semantics.
+
+Inputs arrive in compressed sparse rows (CSR): skipping exact zeros leaves each
+hidden pre-activation unchanged (a zero pixel only ever adds ``0 * w``), and an
+MNIST digit is about four-fifths zeros.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from fastgrad.config import JIT_OPTIONS
+
+#: Added inside the log of the cross entropy, as in the book.
+LOG_EPS = 1e-7
+
+
+@njit(**JIT_OPTIONS)
+def dense_to_csr(x):
+    """Return ``(indptr, indices, values)`` of the non-zero entries of 2-D ``x``."""
+    n_rows, n_cols = x.shape
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    for n in range(n_rows):
+        count = 0
+        for i in range(n_cols):
+            if x[n, i] != 0.0:
+                count += 1
+        indptr[n + 1] = indptr[n] + count
+    indices = np.empty(indptr[n_rows], dtype=np.int64)
+    values = np.empty(indptr[n_rows], dtype=np.float64)
+    q = 0
+    for n in range(n_rows):
+        for i in range(n_cols):
+            if x[n, i] != 0.0:
+                indices[q] = i
+                values[q] = x[n, i]
+                q += 1
+    return indptr, indices, values
+
+
+@njit(**JIT_OPTIONS)
+def sample_hidden(W1, b1, indptr, indices, values, n, a1):
+    """Fill ``a1`` with the hidden pre-activations ``x[n] @ W1 + b1``."""
+    hidden = a1.size
+    a1[:] = 0.0
+    for q in range(indptr[n], indptr[n + 1]):
+        v = values[q]
+        row = indices[q]
+        for j in range(hidden):
+            a1[j] += v * W1[row, j]
+    for j in range(hidden):
+        a1[j] += b1[j]
+
+
+@njit(**JIT_OPTIONS)
+def sample_logits(W2, b2, z1, a2):
+    """Fill ``a2`` with the output logits ``z1 @ W2 + b2``."""
+    hidden, out = W2.shape
+    a2[:] = 0.0
+    for j in range(hidden):
+        zj = z1[j]
+        for k in range(out):
+            a2[k] += zj * W2[j, k]
+    for k in range(out):
+        a2[k] += b2[k]
+
+
+@njit(**JIT_OPTIONS)
+def sample_log_prob(a2, label):
+    """``log(softmax(a2)[label] + 1e-7)`` with the max-shifted softmax."""
+    m = a2[0]
+    for k in range(1, a2.size):
+        if a2[k] > m:
+            m = a2[k]
+    total = 0.0
+    for k in range(a2.size):
+        total += math.exp(a2[k] - m)
+    return math.log(math.exp(a2[label] - m) / total + LOG_EPS)
+
+
+@njit(**JIT_OPTIONS)
+def batch_loss(W1, b1, W2, b2, indptr, indices, values, labels, a1, a2):
+    """Mean cross entropy of the batch; ``a1`` (H,) and ``a2`` (O,) are scratch."""
+    n_samples = labels.size
+    total = 0.0
+    for n in range(n_samples):
+        sample_hidden(W1, b1, indptr, indices, values, n, a1)
+        for j in range(a1.size):
+            a1[j] = 1.0 / (1.0 + math.exp(-a1[j]))
+        sample_logits(W2, b2, a1, a2)
+        total += sample_log_prob(a2, labels[n])
+    return -total / n_samples

@@ -11,7 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import tempfile
+import secrets
 import time
 import zlib
 from collections.abc import Mapping
@@ -288,7 +288,7 @@ def _read_npz(path, *, arrays):
 def _write_npz(path, arrays, sources, expected):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        fd, tmp = _temp_file(path.parent, path.name)
     except OSError:  # read-only data folder: loading still works, just uncached
         return
     try:
@@ -324,8 +324,10 @@ def _fetch(dataset, directory, digests, mirrors, progress, trusted):
                 break
             if found is None:
                 if not mirrors:
+                    # offline: a bad local copy is the real problem, if there is one
+                    cls = DataIntegrityError if problems else DownloadError
                     problems.append("no mirrors to download from")
-                    raise DownloadError(_summary(fname, directory, problems))
+                    raise cls(_summary(fname, directory, problems))
                 if session is None:
                     session = requests.Session()
                 found = _download(session, fname, digest, directory, mirrors, progress, problems)
@@ -357,14 +359,14 @@ def _download(session, fname, digest, directory, mirrors, progress, problems):
                     time.sleep(RETRY_DELAY)
     message = _summary(fname, directory, problems)
     if integrity is not None:
-        raise DataIntegrityError(message, filename=fname, expected=integrity.expected,
-                                 actual=integrity.actual, source=integrity.source)
+        # keep the subclass (IdxFormatError) so callers can tell a bad header apart
+        raise type(integrity)(message, filename=fname, expected=integrity.expected,
+                              actual=integrity.actual, source=integrity.source)
     raise DownloadError(message)
 
 
 def _download_from(session, url, base, fname, digest, directory, progress):
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{fname}.", suffix=".part")
-    tmp = Path(tmp)
+    fd, tmp = _temp_file(directory, fname)
     try:
         with os.fdopen(fd, "wb") as out:
             if url.startswith("file:"):
@@ -385,6 +387,21 @@ def _download_from(session, url, base, fname, digest, directory, progress):
         tmp.unlink(missing_ok=True)
         raise
     return LocalFile(fname, directory / fname, sha, how), raw
+
+
+def _temp_file(directory, name):
+    """A new hidden file beside ``name``, for an atomic ``os.replace`` into place.
+
+    Unlike ``mkstemp`` (mode 0600) it honours the umask, so a shared cache
+    stays readable by everyone it should be.
+    """
+    while True:
+        tmp = Path(directory) / f".{name}.{secrets.token_hex(6)}.part"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                           0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def _copy_http(session, url, out, fname, progress):
@@ -431,7 +448,7 @@ def _verify(path, fname, digest, source, trusted_sha=None):
         raise DataIntegrityError(
             f"{fname} from {source}: expected {want}, got .gz sha256 {sha}", filename=fname,
             expected=digest.gz_sha256, actual=sha, source=source)
-    raw = _gunzip(path, fname, source, expected=digest.raw_sha256, gz_sha=sha)
+    raw = _gunzip(path, fname, source, digest=digest, gz_sha=sha)
     raw_sha = hashlib.sha256(raw).hexdigest()
     size_ok = digest.raw_size is None or len(raw) == digest.raw_size
     if raw_sha != digest.raw_sha256 or not size_ok:
@@ -445,15 +462,20 @@ def _verify(path, fname, digest, source, trusted_sha=None):
     return sha, raw, "raw"
 
 
-def _gunzip(path, fname, source, expected=None, gz_sha=None):
+def _gunzip(path, fname, source, digest=None, gz_sha=None):
     try:
         with open(path, "rb") as fh:
             return gzip.decompress(fh.read())
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        detail = f" (sha256 {gz_sha}, expected decompressed sha256 {expected})" if gz_sha else ""
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # truncated or damaged
+        detail = ""
+        if digest is not None:
+            want = " or ".join(f"{kind} sha256 {value}" for kind, value in (
+                (".gz", digest.gz_sha256), ("decompressed", digest.raw_sha256)) if value)
+            detail = f"; expected {want}, got .gz sha256 {gz_sha}"
         raise DataIntegrityError(
-            f"{fname} from {source}: not a complete gzip file: {exc}{detail}", filename=fname,
-            expected=expected, actual=gz_sha, source=source) from exc
+            f"{fname} from {source}: not a valid gzip file ({exc}){detail}", filename=fname,
+            expected=digest and (digest.gz_sha256 or digest.raw_sha256), actual=gz_sha,
+            source=source) from exc
 
 
 def _summary(fname, directory, problems):
@@ -482,21 +504,23 @@ def _candidates(dataset, directory, name):
 
 
 def _resolve_mirrors(dataset, mirrors):
+    what = "mirrors"
     if mirrors is None:
-        mirrors = os.environ.get(ENV_MIRRORS, "").strip() or MIRRORS[dataset]
+        env = os.environ.get(ENV_MIRRORS, "").strip()
+        what, mirrors = (f"${ENV_MIRRORS}", env) if env else (what, MIRRORS[dataset])
     if isinstance(mirrors, str):
         mirrors = [m.strip() for m in mirrors.split(",") if m.strip()]
     out = []
     for url in mirrors:
         if not isinstance(url, str):
-            raise TypeError(f"mirrors: expected URL strings, got {type(url).__name__}")
+            raise TypeError(f"{what}: expected URL strings, got {type(url).__name__}")
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https", "file"):
-            raise ValueError(f"mirrors: {url!r} must start with http://, https:// or file://")
+            raise ValueError(f"{what}: {url!r} must start with http://, https:// or file://")
         if parts.scheme != "file" and not parts.netloc:
-            raise ValueError(f"mirrors: {url!r} has no host")
+            raise ValueError(f"{what}: {url!r} has no host")
         if parts.scheme == "file" and parts.netloc not in ("", "localhost"):
-            raise ValueError(f"mirrors: {url!r}: file:// mirrors must be local paths")
+            raise ValueError(f"{what}: {url!r}: file:// mirrors must be local paths")
         out.append(url if url.endswith("/") else url + "/")
     return out
 

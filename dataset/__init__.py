@@ -1,0 +1,1 @@
+"""Book-compatible ``dataset`` package (``from dataset.mnist import load_mnist``)."""

@@ -9,7 +9,10 @@ finite differences (and break bitwise thread-count invariance).
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
+from pathlib import Path
 
 import numba
 
@@ -26,10 +29,30 @@ PARALLEL_OPTIONS = {**JIT_OPTIONS, "parallel": True}
 #: function; caching them to disk would key the cache on an unpicklable object.
 GENERIC_OPTIONS = {**PARALLEL_OPTIONS, "cache": False}
 
+
+
+def _preload_tbb():
+    """Make the ``tbb`` wheel's library loadable by Numba.
+
+    The wheel puts ``libtbb.so.12`` in ``<prefix>/lib``, which the dynamic
+    loader does not search in a virtual environment, so Numba would silently
+    fall back to OpenMP. Loading it by path first fixes that.
+    """
+    for name in ("libtbb.so.12", "libtbb.12.dylib"):
+        path = Path(sys.prefix) / "lib" / name
+        if path.is_file():
+            try:
+                ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+            except OSError:
+                pass
+            return
+
+
 # The workqueue layer aborts when two Python threads enter parallel regions at
-# once; "threadsafe" picks TBB (shipped as the ``tbb`` wheel) or OpenMP. A user
-# who sets NUMBA_THREADING_LAYER keeps their choice.
+# once; "threadsafe" picks TBB (the ``tbb`` wheel) or else OpenMP, both safe.
+# A user who sets NUMBA_THREADING_LAYER keeps their choice.
 if "NUMBA_THREADING_LAYER" not in os.environ:
+    _preload_tbb()
     numba.config.THREADING_LAYER = "threadsafe"
 
 

@@ -213,6 +213,43 @@ def load_mnist(normalize=True, flatten=True, one_hot_label=False, *, dataset="mn
     return tuple(out)
 
 
+def load_test_set(dataset="mnist", data_dir=None, normalize=True):
+    """The verified test images and labels, from local files only.
+
+    Reads ``t10k-*`` from ``data_dir`` (or the cache and system folders)
+    without downloading and without writing anything, so a read-only folder
+    holding only the test files, such as a shared data folder, works.
+
+    Returns
+    -------
+    x : ndarray, shape (N, 784)
+        float32 in [0, 1] when ``normalize``, else uint8.
+    t : ndarray of uint8, shape (N,)
+
+    Raises
+    ------
+    FileNotFoundError
+        When a test file is not present locally.
+    """
+    dataset = _check_dataset(dataset)
+    directory = _resolve_dir(dataset, data_dir)
+    digests = _resolve_checksums(dataset, None)
+    arrays = []
+    for name in FILES[2:]:
+        fname = f"{name}.gz"
+        path = next((p for p in _candidates(dataset, directory, name) if p.is_file()), None)
+        if path is None:
+            raise FileNotFoundError(f"{fname} not found in {directory} (run `fastgrad download`)")
+        _sha, raw, _how = _verify(path, fname, digests[name], str(path))
+        arrays.append(idx.read_any(raw if raw is not None else _gunzip(path, fname, str(path)),
+                                   fname))
+    x, t = arrays
+    if len(x) != len(t):
+        raise IdxFormatError(f"{FILES[2]}.gz has {len(x)} images but {FILES[3]}.gz has "
+                             f"{len(t)} labels (in {directory})", filename=f"{FILES[2]}.gz")
+    return (x.astype(np.float32) / np.float32(255.0) if normalize else x), t
+
+
 # --- loading -----------------------------------------------------------------
 
 _ARRAY_KEYS = ("train_img", "train_label", "test_img", "test_label")

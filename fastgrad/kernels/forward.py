@@ -43,14 +43,34 @@ def dense_to_csr(x):
 
 @njit(**JIT_OPTIONS)
 def sample_hidden(W1, b1, indptr, indices, values, n, a1):
-    """Fill ``a1`` with the hidden pre-activations ``x[n] @ W1 + b1``."""
+    """Fill ``a1`` with the hidden pre-activations ``x[n] @ W1 + b1``.
+
+    Rows of ``W1`` are added eight pixels at a time: one pass over ``a1`` per
+    eight rows instead of per row roughly halves the time (``a1`` is loaded and
+    stored once per pass). The summation order is fixed, so the result does not
+    depend on threads.
+    """
     hidden = a1.size
     a1[:] = 0.0
-    for q in range(indptr[n], indptr[n + 1]):
-        v = values[q]
-        row = indices[q]
+    q = indptr[n]
+    stop = indptr[n + 1]
+    while q + 8 <= stop:
+        v0, v1, v2, v3 = values[q], values[q + 1], values[q + 2], values[q + 3]
+        v4, v5, v6, v7 = values[q + 4], values[q + 5], values[q + 6], values[q + 7]
+        r0, r1, r2, r3 = W1[indices[q]], W1[indices[q + 1]], W1[indices[q + 2]], W1[indices[q + 3]]
+        r4, r5 = W1[indices[q + 4]], W1[indices[q + 5]]
+        r6, r7 = W1[indices[q + 6]], W1[indices[q + 7]]
         for j in range(hidden):
-            a1[j] += v * W1[row, j]
+            a1[j] += ((v0 * r0[j] + v1 * r1[j]) + (v2 * r2[j] + v3 * r3[j])) + (
+                (v4 * r4[j] + v5 * r5[j]) + (v6 * r6[j] + v7 * r7[j])
+            )
+        q += 8
+    while q < stop:
+        v = values[q]
+        row = W1[indices[q]]
+        for j in range(hidden):
+            a1[j] += v * row[j]
+        q += 1
     for j in range(hidden):
         a1[j] += b1[j]
 

@@ -13,7 +13,8 @@ def generic_gradient(f, flat, shape, h, n_chunks):
     """``(f(x + h e_p) - f(x - h e_p)) / 2h`` for every flat index ``p``.
 
     ``flat`` is ``x`` raveled; ``f`` receives arrays of ``shape``. Each of the
-    ``n_chunks`` contiguous chunks of indices perturbs its own copy, so ``flat`` itself is never written.
+    ``n_chunks`` contiguous chunks of indices perturbs its own copy, so
+    ``flat`` itself is never written.
     """
     size = flat.size
     grad = np.empty(size)

@@ -1,0 +1,268 @@
+"""A run on disk: checkpoints, the history and result files, all written atomically.
+
+A checkpoint is one ``.npz`` file holding the parameters, the loss and
+accuracy history as arrays, and a JSON text ``meta`` with the configuration,
+the iteration count, the minibatch RNG state and the timings. Nothing is
+pickled, so loading (``allow_pickle=False``) cannot run code, and every field
+is checked before a run trusts it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fastgrad import inputs
+from fastgrad.reference import PARAM_NAMES
+
+__all__ = ["Checkpoint", "CheckpointError", "EpochRecord", "History", "atomic_write", "load",
+           "save"]
+
+FORMAT = 1
+#: Configuration keys every checkpoint carries (see :func:`fastgrad.train.train`).
+CONFIG_KEYS = ("input_size", "hidden_size", "output_size", "weight_init_std", "lr",
+               "batch_size", "method", "h", "seed", "dataset", "data_sha256", "eval_every",
+               "iters")
+_EPOCH_FIELDS = ("epoch", "iteration", "train_acc", "test_acc")
+_ARRAY_KEYS = ("format", "meta", "losses", *PARAM_NAMES,
+               *(f"epochs_{name}" for name in _EPOCH_FIELDS))
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is unreadable, incomplete or inconsistent."""
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """Accuracy on the full train and test sets, measured once per epoch.
+
+    ``iteration`` counts the SGD steps taken when it was measured; ``epoch``
+    is the book's ``i / iter_per_epoch`` at that point (0 for the first).
+    """
+
+    epoch: float
+    iteration: int
+    train_acc: float
+    test_acc: float
+
+
+@dataclass
+class Checkpoint:
+    """Everything needed to continue a run bitwise where it stopped."""
+
+    params: dict
+    iteration: int
+    rng_state: dict
+    config: dict
+    losses: np.ndarray
+    epochs: list = field(default_factory=list)
+    timing: dict = field(default_factory=dict)  # not part of the run's identity
+
+
+@dataclass
+class History:
+    """Result of :func:`fastgrad.train.train`.
+
+    ``losses[n - 1]`` is the minibatch loss after step ``n``; ``epochs`` the
+    accuracy records; ``params`` the final parameters; ``timing`` seconds
+    (``wall_time`` of the training loops, ``grad_time`` over ``grad_calls``
+    gradients, ``eval_time``, ``warmup_time`` of JIT loading), summed over
+    resumed sessions. Timings are not part of a run's reproducible identity.
+    """
+
+    config: dict
+    params: dict
+    losses: np.ndarray
+    epochs: list
+    final_train_acc: float | None
+    final_test_acc: float | None
+    timing: dict
+    start_iteration: int = 0
+
+    @property
+    def iterations(self) -> int:
+        return len(self.losses)
+
+    @property
+    def wall_time(self) -> float:
+        return self.timing["wall_time"]
+
+    @property
+    def time_per_gradient(self) -> float:
+        calls = self.timing["grad_calls"]
+        return self.timing["grad_time"] / calls if calls else float("nan")
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary, losses and epoch records (parameters left out)."""
+        summary = {"iterations": self.iterations, "final_train_acc": self.final_train_acc,
+                   "final_test_acc": self.final_test_acc,
+                   "time_per_gradient": self.time_per_gradient if self.timing["grad_calls"]
+                   else None, **self.timing}
+        return {"config": self.config, "summary": summary, "losses": self.losses.tolist(),
+                "epochs": [asdict(r) for r in self.epochs]}
+
+    def save(self, out_dir) -> list:
+        """Write ``metrics.json``, ``metrics.csv`` and ``params.npz`` into ``out_dir``.
+
+        The CSV has one row per iteration (``iteration,loss``) with the epoch
+        columns filled where the accuracies were measured. Each file is
+        written atomically. Returns the paths.
+        """
+        out = Path(out_dir)
+        text = json.dumps(self.to_dict(), indent=1, allow_nan=False)
+        rows = io.StringIO()
+        writer = csv.writer(rows, lineterminator="\n")
+        writer.writerow(["iteration", "loss", "epoch", "train_acc", "test_acc"])
+        at = {r.iteration: r for r in self.epochs}
+        for n, loss in enumerate(self.losses.tolist(), start=1):
+            r = at.get(n)
+            writer.writerow([n, repr(loss)] + ([repr(r.epoch), repr(r.train_acc),
+                                                repr(r.test_acc)] if r else ["", "", ""]))
+        table = rows.getvalue().encode()
+        return [
+            atomic_write(out / "metrics.json", lambda fh: fh.write(text.encode())),
+            atomic_write(out / "metrics.csv", lambda fh: fh.write(table)),
+            atomic_write(out / "params.npz", lambda fh: np.savez(fh, **self.params)),
+        ]
+
+
+def atomic_write(path, write):
+    """Write ``path`` all at once: ``write(fh)`` fills a temp file that replaces it.
+
+    The temp file sits in the same folder (``os.replace`` is atomic only within
+    one file system) and is removed if anything fails, Ctrl-C included, so the
+    old ``path`` is either intact or fully replaced, never half written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.part"
+        try:
+            # like mkstemp, but honouring the umask (mkstemp forces 0600)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                         0o666)
+            break
+        except FileExistsError:
+            continue
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())  # the data is on disk before the rename makes it visible
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save(path, ckpt: Checkpoint):
+    """Write ``ckpt`` to ``path`` atomically; return the path."""
+    meta = {"format": FORMAT, "iteration": int(ckpt.iteration), "config": ckpt.config,
+            "rng_state": ckpt.rng_state, "timing": ckpt.timing}
+    arrays = {name: np.ascontiguousarray(ckpt.params[name], dtype=np.float64)
+              for name in PARAM_NAMES}
+    arrays["losses"] = np.asarray(ckpt.losses, dtype=np.float64)
+    for name, dtype in zip(_EPOCH_FIELDS, (np.float64, np.int64, np.float64, np.float64),
+                           strict=True):
+        arrays[f"epochs_{name}"] = np.array([getattr(r, name) for r in ckpt.epochs],
+                                            dtype=dtype)
+    text = np.array(json.dumps(meta, allow_nan=False))  # a unicode array, not an object
+
+    def write(fh):
+        np.savez(fh, format=np.array(FORMAT), meta=text, **arrays)
+
+    return atomic_write(path, write)
+
+
+def load(path, what="resume"):
+    """Read and check the checkpoint at ``path``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    CheckpointError
+        Anything else wrong with it; the message starts with ``what``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}: checkpoint {path} does not exist")
+    bad = f"{what}: {path} is not a valid fastgrad checkpoint"
+    try:
+        # our own handle: np.load leaks the one it opens when the zip is damaged
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
+            missing = [key for key in _ARRAY_KEYS if key not in z.files]
+            if missing:
+                raise CheckpointError(f"{bad}: missing {', '.join(missing)}")
+            raw = {key: z[key] for key in _ARRAY_KEYS}
+    except CheckpointError:
+        raise
+    except Exception as exc:  # zipfile, zlib, numpy format errors: all mean "corrupt"
+        raise CheckpointError(f"{bad}: {type(exc).__name__}: {exc}") from exc
+    try:
+        return _parse(raw)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CheckpointError(f"{bad}: {exc}") from exc
+
+
+def _parse(raw):
+    if raw["format"].shape != () or int(raw["format"]) != FORMAT:
+        raise ValueError(f"format {raw['format']!r}, expected {FORMAT}")
+    if raw["meta"].shape != () or raw["meta"].dtype.kind != "U":
+        raise ValueError("meta is not a JSON text")
+    try:
+        meta = json.loads(str(raw["meta"]))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"meta is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ValueError("meta is not a JSON object")
+    for key in ("iteration", "config", "rng_state", "timing"):
+        if key not in meta:
+            raise ValueError(f"meta has no {key!r}")
+    config, iteration = meta["config"], meta["iteration"]
+    if not isinstance(config, dict) or any(key not in config for key in CONFIG_KEYS):
+        missing = [k for k in CONFIG_KEYS if not isinstance(config, dict) or k not in config]
+        raise ValueError(f"config is missing {', '.join(missing)}")
+    if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
+        raise ValueError(f"iteration must be a non-negative integer, got {iteration!r}")
+
+    params = inputs.check_params({name: raw[name] for name in PARAM_NAMES})
+    shape = (config["input_size"], config["hidden_size"], config["output_size"])
+    if params["W1"].shape + params["W2"].shape[1:] != shape:
+        raise ValueError(f"parameters of shape {params['W1'].shape[0]}-{params['W1'].shape[1]}"
+                         f"-{params['W2'].shape[1]} do not match the config {shape}")
+
+    losses = raw["losses"]
+    if losses.dtype != np.float64 or losses.shape != (iteration,):
+        raise ValueError(f"losses must be {iteration} float64 values (one per iteration), "
+                         f"got {losses.dtype} {losses.shape}")
+    if not np.all(np.isfinite(losses)):
+        raise ValueError("losses contain NaN or Inf")
+    columns = [raw[f"epochs_{name}"] for name in _EPOCH_FIELDS]
+    n_epochs = columns[0].shape
+    if any(c.ndim != 1 or c.shape != n_epochs or c.dtype.kind not in "fi" for c in columns):
+        raise ValueError("epoch records must be four 1-d numeric arrays of one length")
+    if np.any(columns[1] < 1) or np.any(columns[1] > iteration):
+        raise ValueError(f"epoch records must lie within iterations 1..{iteration}")
+    epochs = [EpochRecord(float(e), int(i), float(a), float(b))
+              for e, i, a, b in zip(*columns, strict=True)]
+
+    rng_state = meta["rng_state"]
+    probe = np.random.PCG64()
+    if not isinstance(rng_state, dict) or rng_state.get("bit_generator") != "PCG64":
+        raise ValueError("rng_state is not a PCG64 state")
+    try:
+        probe.state = rng_state  # raises if a field is missing or malformed
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"rng_state is not a valid PCG64 state ({exc!r})") from None
+    timing = meta["timing"] if isinstance(meta["timing"], dict) else {}
+    return Checkpoint(params=params, iteration=iteration, rng_state=rng_state, config=config,
+                      losses=np.array(losses), epochs=epochs, timing=timing)

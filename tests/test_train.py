@@ -1,0 +1,685 @@
+"""Tests for fastgrad.train, fastgrad.checkpoint, fastgrad.plots and ``fastgrad train``.
+
+Small synthetic problems only (20 inputs, 8 hidden units, 3 classes; 784
+inputs for the CLI), so the whole file runs in seconds; the real data is
+never touched (the CLI's loader is replaced).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+
+import numpy as np
+import pytest
+
+import fastgrad
+from fastgrad import checkpoint, data, methods, plots
+from fastgrad import train as train_mod
+from fastgrad.checkpoint import CheckpointError
+from fastgrad.cli import main
+from fastgrad.network import TwoLayerNet
+from fastgrad.train import TrainingDiverged, TrainingInterrupted, train
+
+SMALL = {"hidden_size": 8, "output_size": 3, "batch_size": 50, "lr": 1.0}
+
+
+def _blobs(n_train=500, n_test=100, n_in=20, n_classes=3, seed=0):
+    """Sparse inputs in [0, 1] around one centre per class: learnable in a few epochs."""
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(0, 1, (n_classes, n_in)) * (rng.uniform(size=(n_classes, n_in)) < 0.6)
+    t = rng.integers(0, n_classes, n_train + n_test)
+    x = np.clip(centres[t] + 0.15 * rng.standard_normal((len(t), n_in)), 0, 1)
+    x[x < 0.1] = 0.0  # sparse, like MNIST pixels
+    return (x[:n_train], t[:n_train]), (x[n_train:], t[n_train:])
+
+
+DATA = _blobs()
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch, tmp_path):
+    # never the user cache, the Debian copy or the network
+    monkeypatch.setenv(data.ENV_DATA_DIR, str(tmp_path / "data-cache"))
+    monkeypatch.setattr(data, "SYSTEM_DIRS", {"mnist": (), "fashion": ()})
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a test tried to load a real data set")
+
+    monkeypatch.setattr(data, "load_mnist", no_loading)
+
+
+def _run(**kwargs):
+    return train(DATA, **{**SMALL, **kwargs})
+
+
+def _same(a, b):
+    """Bitwise equality of two runs (timings aside)."""
+    assert a.losses.tobytes() == b.losses.tobytes()
+    assert a.epochs == b.epochs
+    for name in ("W1", "b1", "W2", "b2"):
+        assert a.params[name].tobytes() == b.params[name].tobytes(), name
+    assert (a.final_train_acc, a.final_test_acc) == (b.final_train_acc, b.final_test_acc)
+    assert {k: v for k, v in a.config.items() if k != "iters"} == \
+        {k: v for k, v in b.config.items() if k != "iters"}
+
+
+# --- the loop ------------------------------------------------------------------------
+
+
+def test_loss_decreases_and_net_learns():
+    h = _run(iters=150)
+    assert h.losses[:10].mean() > 1.0 > 0.3 > h.losses[-10:].mean()
+    assert h.final_train_acc > 0.95 and h.final_test_acc > 0.95
+    net = TwoLayerNet(20, 8, 3)
+    net.params = h.params
+    (x, t), (xt, tt) = DATA
+    assert h.final_test_acc == net.accuracy(xt, tt) and h.final_train_acc == net.accuracy(x, t)
+    assert h.time_per_gradient > 0 and h.timing["grad_calls"] == 150
+
+
+def test_history_and_epoch_accounting():
+    # 500 samples / batch 50: 10 iterations per epoch, measured at i = 0, 10, 20, 30
+    h = _run(iters=35)
+    assert h.iterations == len(h.losses) == 35 and h.losses.dtype == np.float64
+    assert [r.iteration for r in h.epochs] == [1, 11, 21, 31]
+    assert [r.epoch for r in h.epochs] == [0.0, 1.0, 2.0, 3.0]
+    assert all(0.0 <= r.train_acc <= 1.0 and 0.0 <= r.test_acc <= 1.0 for r in h.epochs)
+    # not iters / batch_size: a long run measures as often per epoch
+    assert [r.iteration for r in _run(iters=100).epochs] == list(range(1, 100, 10))
+    # 12.5 iterations per epoch: once per epoch, at the first step past each boundary
+    h = _run(iters=40, batch_size=40)
+    assert [r.iteration for r in h.epochs] == [1, 14, 26, 39]
+    # a batch as large as the set: max(train_size / batch_size, 1) = 1
+    small = (tuple(a[:50] for a in DATA[0]), DATA[1])
+    h = train(small, **{**SMALL, "iters": 4})
+    assert [r.iteration for r in h.epochs] == [1, 2, 3, 4]
+    assert [r.iteration for r in _run(iters=20, eval_every=7).epochs] == [1, 8, 15]
+    # the final accuracies reuse a measurement made at the last step
+    h = _run(iters=31)
+    assert (h.final_train_acc, h.final_test_acc) == (h.epochs[-1].train_acc,
+                                                     h.epochs[-1].test_acc)
+
+
+def test_same_seed_same_run_and_seeds_differ():
+    _same(_run(iters=25, seed=3), _run(iters=25, seed=3))
+    assert not np.array_equal(_run(iters=5, seed=3).losses, _run(iters=5, seed=4).losses)
+    # threads change nothing in the numerical methods
+    _same(_run(iters=10, threads=1), _run(iters=10, threads=2))
+
+
+@pytest.mark.parametrize("method", ["incremental", "jit", "backprop"])
+def test_methods_train(method):
+    h = _run(iters=60, method=method)
+    assert h.config["method"] == method and h.losses[-5:].mean() < h.losses[:5].mean()
+
+
+def test_reference_method_on_a_tiny_net():
+    tiny = _blobs(n_train=60, n_test=20, n_in=6)
+    a = train(tiny, iters=3, hidden_size=3, output_size=3, batch_size=10, method="reference")
+    b = train(tiny, iters=3, hidden_size=3, output_size=3, batch_size=10, method="incremental")
+    for name in a.params:
+        np.testing.assert_allclose(a.params[name], b.params[name], rtol=0, atol=1e-12)
+
+
+def test_incremental_follows_backprop():
+    inc, bp = _run(iters=20, method="incremental"), _run(iters=20, method="backprop")
+    np.testing.assert_allclose(inc.losses, bp.losses, rtol=1e-7)
+    for name in inc.params:
+        np.testing.assert_allclose(inc.params[name], bp.params[name], rtol=0, atol=1e-7)
+
+
+def test_one_hot_labels_and_image_shaped_inputs():
+    (x, t), (xt, tt) = DATA
+    eye = np.eye(3, dtype=np.float32)
+    a = train(((x, eye[t]), (xt, eye[tt])), iters=8, **SMALL)
+    _same(a, _run(iters=8))
+    img = _blobs(n_in=16)
+    b = train(((img[0][0].reshape(-1, 1, 4, 4), img[0][1]), img[1]), iters=3, **SMALL)
+    assert b.config["input_size"] == 16
+
+
+def test_module_is_callable_as_the_function():
+    # importing fastgrad.train makes the package attribute the module: it must still train
+    h = fastgrad.train(DATA, iters=2, **SMALL)
+    assert h.iterations == 2 and callable(fastgrad.train)
+    assert fastgrad.train.train is train
+
+
+# --- checkpoints and resuming --------------------------------------------------------
+
+
+@pytest.mark.parametrize("stop", [1, 10, 11, 17])
+def test_stop_and_resume_is_bitwise(tmp_path, stop):
+    full = _run(iters=40, seed=5)
+    path = tmp_path / "c.npz"
+    first = _run(iters=stop, seed=5, checkpoint=path)
+    assert first.iterations == stop
+    # the rest of the configuration comes from the checkpoint
+    rest = train(DATA, iters=40, checkpoint=path, resume=True)
+    assert rest.start_iteration == stop and rest.config["lr"] == 1.0
+    _same(full, rest)
+    assert checkpoint.load(path).iteration == 40
+
+
+def test_resume_to_the_same_count_does_nothing(tmp_path):
+    path = tmp_path / "c.npz"
+    a = _run(iters=12, checkpoint=path)
+    b = train(DATA, checkpoint=path, resume=True)  # iters: the checkpoint's target
+    _same(a, b)
+    assert b.timing["grad_calls"] == 12
+
+
+def test_ctrl_c_from_callback_saves_and_resumes_bitwise(tmp_path):
+    path = tmp_path / "c.npz"
+
+    def stop_at_13(step):
+        if step.iteration == 13:
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted, match="after iteration 13 of 40") as info:
+        _run(iters=40, checkpoint=path, callback=stop_at_13)
+    assert isinstance(info.value, KeyboardInterrupt)
+    assert info.value.checkpoint == path and info.value.history.iterations == 13
+    assert checkpoint.load(path).iteration == 13
+    _same(_run(iters=40), train(DATA, checkpoint=path, resume=path))
+
+
+def test_real_sigint_mid_run(tmp_path):
+    path = tmp_path / "c.npz"
+
+    def sigint(step):
+        if step.iteration == 7:
+            signal.raise_signal(signal.SIGINT)
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(TrainingInterrupted) as info:
+        _run(iters=30, checkpoint=path, callback=sigint)
+    # the handler only flags the request: the loop stops at the next step boundary
+    assert checkpoint.load(path).iteration == info.value.history.iterations == 7
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    _same(_run(iters=30), train(DATA, checkpoint=path, resume=True))
+
+
+def test_second_sigint_stops_at_once_even_inside_numba(tmp_path, monkeypatch):
+    path = tmp_path / "c.npz"
+    real, calls = methods.compute_gradient, []
+
+    def numba_like(*args, **kwargs):
+        # two presses inside step 5's gradient; Numba reports the second as SystemError
+        calls.append(1)
+        if len(calls) == 1 + 5:
+            signal.raise_signal(signal.SIGINT)
+            try:
+                signal.raise_signal(signal.SIGINT)
+            except KeyboardInterrupt as exc:
+                raise SystemError("CPUDispatcher returned a result with an exception set") \
+                    from exc
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(methods, "compute_gradient", numba_like)
+    lines = []
+    with pytest.raises(TrainingInterrupted):
+        _run(iters=30, checkpoint=path, log=lines.append)
+    assert checkpoint.load(path).iteration == 4
+    assert any("press again to stop at once" in line for line in lines)
+
+
+def test_unrelated_system_error_is_not_an_interrupt(monkeypatch):
+    def broken(*args, **kwargs):
+        raise SystemError("something else")
+
+    monkeypatch.setattr(methods, "compute_gradient", broken)
+    with pytest.raises(SystemError, match="something else"):
+        _run(iters=3)
+
+
+@pytest.mark.parametrize("where", ["gradient", "accuracy"])
+def test_ctrl_c_inside_a_step_keeps_the_last_whole_step(tmp_path, monkeypatch, where):
+    path = tmp_path / "c.npz"
+    calls = []
+    if where == "gradient":
+        # call 1 is the kernel warm-up, call k + 1 computes step k
+        real, target, done = methods.compute_gradient, methods, 9
+
+        def fake(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == done + 2:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(methods, "compute_gradient", fake)
+    else:
+        # measured at steps 1, 11, 21: the third measurement is in step 21
+        real, target, done = train_mod._accuracy, train_mod, 20
+
+        def fake(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 5:  # train acc of the third measurement
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(train_mod, "_accuracy", fake)
+    with pytest.raises(TrainingInterrupted) as info:
+        _run(iters=40, checkpoint=path)
+    assert checkpoint.load(path).iteration == info.value.history.iterations == done
+    monkeypatch.setattr(target, "compute_gradient" if where == "gradient" else "_accuracy",
+                        real)
+    _same(_run(iters=40), train(DATA, checkpoint=path, resume=True))
+
+
+def test_ctrl_c_without_checkpoint_returns_the_history():
+    def stop(step):
+        if step.iteration == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted, match="not saved") as info:
+        _run(iters=10, callback=stop)
+    assert info.value.checkpoint is None and info.value.history.iterations == 3
+
+
+def test_periodic_checkpoints(tmp_path, monkeypatch):
+    path = tmp_path / "c.npz"
+    saved = []
+    real = checkpoint.save
+    monkeypatch.setattr(checkpoint, "save", lambda p, c: (saved.append(c.iteration),
+                                                          real(p, c))[1])
+    _run(iters=25, checkpoint=path, checkpoint_every=10)
+    assert saved == [10, 20, 25]
+    assert sorted(os.listdir(tmp_path)) == ["c.npz"]
+
+
+def _bytes_and_listing(path):
+    return path.read_bytes(), sorted(os.listdir(path.parent))
+
+
+@pytest.mark.parametrize("failure", ["replace", "savez"])
+def test_failed_checkpoint_write_keeps_the_old_one(tmp_path, monkeypatch, failure):
+    path = tmp_path / "c.npz"
+    _run(iters=10, checkpoint=path)
+    before = _bytes_and_listing(path)
+    if failure == "replace":
+        def broken(*args):
+            raise OSError("disk full (simulated)")
+
+        monkeypatch.setattr(os, "replace", broken)
+    else:
+        real = np.savez
+
+        def broken(fh, **arrays):
+            real(fh, **arrays)
+            fh.truncate(100)  # half a file on disk, then the failure
+            raise OSError("disk full (simulated)")
+
+        monkeypatch.setattr(np, "savez", broken)
+    with pytest.raises(OSError, match="simulated"):
+        train(DATA, iters=30, checkpoint=path, checkpoint_every=5, resume=True)
+    assert _bytes_and_listing(path) == before  # intact, and no temp file left behind
+    monkeypatch.undo()
+    assert checkpoint.load(path).iteration == 10
+
+
+def test_atomic_write_on_ctrl_c(tmp_path):
+    path = tmp_path / "f.txt"
+    path.write_text("old")
+
+    def interrupted(fh):
+        fh.write(b"new but incomplete")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.atomic_write(path, interrupted)
+    assert path.read_text() == "old" and os.listdir(tmp_path) == ["f.txt"]
+
+
+def test_checkpoint_is_pickle_free_json(tmp_path):
+    path = tmp_path / "c.npz"
+    _run(iters=5, checkpoint=path)
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        assert all(z[key].dtype != object for key in z.files)
+    assert meta["iteration"] == 5 and meta["rng_state"]["bit_generator"] == "PCG64"
+    assert meta["config"]["hidden_size"] == 8 and meta["config"]["dataset"] == "custom"
+
+
+def test_existing_checkpoint_is_not_overwritten_by_a_new_run(tmp_path):
+    path = tmp_path / "c.npz"
+    _run(iters=5, checkpoint=path)
+    before = _bytes_and_listing(path)
+    with pytest.raises(FileExistsError, match="checkpoint"):
+        _run(iters=5, seed=1, checkpoint=path)
+    assert _bytes_and_listing(path) == before
+    _run(iters=5, seed=1, checkpoint=path, overwrite=True)
+    assert checkpoint.load(path).config["seed"] == 1
+
+
+# --- bad input -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    ({"lr": 0}, ValueError, "lr"),
+    ({"lr": -0.1}, ValueError, "lr"),
+    ({"lr": math.nan}, ValueError, "lr"),
+    ({"lr": math.inf}, ValueError, "lr"),
+    ({"lr": "0.1"}, TypeError, "lr"),
+    ({"iters": 0}, ValueError, "iters"),
+    ({"iters": -3}, ValueError, "iters"),
+    ({"iters": 2.5}, TypeError, "iters"),
+    ({"iters": math.inf}, TypeError, "iters"),
+    ({"iters": True}, TypeError, "iters"),
+    ({"batch_size": 0}, ValueError, "batch_size"),
+    ({"batch_size": math.nan}, TypeError, "batch_size"),
+    ({"batch_size": 501}, ValueError, "batch_size=501 is larger than the training set"),
+    ({"hidden_size": 0}, ValueError, "hidden_size"),
+    ({"output_size": 1}, ValueError, "output_size"),
+    ({"method": "adam"}, ValueError, "method"),
+    ({"method": 3}, TypeError, "method"),
+    ({"seed": -1}, ValueError, "seed"),
+    ({"eval_every": 0}, ValueError, "eval_every"),
+    ({"h": 0.0}, ValueError, "h must"),
+    ({"threads": 0}, ValueError, "threads"),
+    ({"checkpoint_every": 0}, ValueError, "checkpoint_every"),
+    ({"checkpoint_every": 5}, ValueError, "checkpoint_every needs a checkpoint"),
+    ({"resume": True}, ValueError, "resume=True needs a checkpoint"),
+    ({"resume": 3}, TypeError, "resume must be a path"),
+    ({"callback": 3}, TypeError, "callback"),
+    ({"dataset": "fashion"}, ValueError, "data or dataset"),
+])
+def test_bad_arguments(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        _run(iters=kwargs.pop("iters", 5), **kwargs)
+
+
+def test_unknown_dataset():
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        train(dataset="cifar", iters=5)
+
+
+@pytest.mark.parametrize("bad, exc, match", [
+    ("not data", TypeError, "data must be"),
+    (((np.zeros((5, 3)), np.zeros(5)),), TypeError, "data must be"),
+    (((np.full((5, 3), np.nan), np.zeros(5)), (np.zeros((2, 3)), np.zeros(2))), ValueError,
+     "x_train contains NaN"),
+    (((np.zeros((5, 3)), np.zeros(5)), (np.zeros((2, 4)), np.zeros(2))), ValueError,
+     "x_test has 4 features"),
+    (((np.zeros((5, 3)), np.full(5, 7)), (np.zeros((2, 3)), np.zeros(2))), ValueError,
+     "t_train: t labels must lie in"),
+    (((np.zeros((5, 3)), np.zeros(4)), (np.zeros((2, 3)), np.zeros(2))), ValueError,
+     "t_train"),
+    (((np.zeros((0, 3)), np.zeros(0)), (np.zeros((2, 3)), np.zeros(2))), ValueError,
+     "x_train must have shape"),
+    (((np.zeros((5, 3), dtype=object), np.zeros(5)), (np.zeros((2, 3)), np.zeros(2))),
+     TypeError, "x_train must be a real numeric array"),
+])
+def test_bad_data(bad, exc, match):
+    with pytest.raises(exc, match=match):
+        train(bad, iters=1, batch_size=1, hidden_size=2, output_size=3)
+
+
+@pytest.fixture
+def saved(tmp_path):
+    path = tmp_path / "c.npz"
+    _run(iters=12, checkpoint=path)
+    return path
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"hidden_size": 9}, "hidden_size=9 differs from the checkpoint's hidden_size=8"),
+    ({"lr": 0.5}, "lr=0.5 differs"),
+    ({"method": "backprop"}, "method='backprop' differs"),
+    ({"seed": 1}, "seed=1 differs"),
+    ({"batch_size": 25}, "batch_size=25 differs"),
+    ({"iters": 11}, "iters=11 is below the checkpoint's iteration 12"),
+    ({"data": _blobs(n_in=21)}, "data: its features"),
+    ({"data": _blobs(seed=1)}, "data: its data"),
+])
+def test_resume_refuses_a_different_run(saved, kwargs, match):
+    before = _bytes_and_listing(saved)
+    with pytest.raises(ValueError, match=match):
+        train(kwargs.pop("data", DATA), checkpoint=saved, resume=True, **kwargs)
+    assert _bytes_and_listing(saved) == before
+
+
+def test_resume_a_custom_run_needs_its_data(saved):
+    with pytest.raises(ValueError, match="pass them as data"):
+        train(resume=saved)
+
+
+def _rewrite(path, drop=(), **replace):
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files if k not in drop}
+    arrays.update(replace)
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def _meta(path, **changes):
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+    meta.update(changes)
+    return np.array(json.dumps(meta))
+
+
+@pytest.mark.parametrize("damage, match", [
+    ("truncate", "not a valid fastgrad checkpoint"),
+    ("garbage", "not a valid fastgrad checkpoint"),
+    ("empty", "not a valid fastgrad checkpoint"),
+    ("no meta", "missing meta"),
+    ("no W2", "missing W2"),
+    ("bad json", "meta is not valid JSON"),
+    ("no rng", "meta has no 'rng_state'"),
+    ("bad rng", "rng_state is not a valid PCG64 state"),
+    ("short losses", "losses must be 12"),
+    ("nan param", "contains NaN"),
+    ("wrong shape", "do not match the config"),
+    ("pickled", "not a valid fastgrad checkpoint"),
+])
+def test_corrupt_checkpoint(saved, damage, match):
+    blob = saved.read_bytes()
+    if damage == "truncate":
+        saved.write_bytes(blob[: len(blob) // 2])
+    elif damage == "garbage":
+        saved.write_bytes(os.urandom(2000))
+    elif damage == "empty":
+        saved.write_bytes(b"")
+    elif damage == "no meta":
+        _rewrite(saved, drop=("meta",))
+    elif damage == "no W2":
+        _rewrite(saved, drop=("W2",))
+    elif damage == "bad json":
+        _rewrite(saved, meta=np.array("{not json"))
+    elif damage == "no rng":
+        with np.load(saved, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+        del meta["rng_state"]
+        _rewrite(saved, meta=np.array(json.dumps(meta)))
+    elif damage == "bad rng":
+        _rewrite(saved, meta=_meta(saved, rng_state={"bit_generator": "PCG64", "state": 1}))
+    elif damage == "short losses":
+        _rewrite(saved, losses=np.zeros(3))
+    elif damage == "nan param":
+        _rewrite(saved, b1=np.full(8, np.nan))
+    elif damage == "wrong shape":
+        _rewrite(saved, W1=np.zeros((20, 9)), b1=np.zeros(9), W2=np.zeros((9, 3)))
+    elif damage == "pickled":
+        _rewrite(saved, meta=np.array([{"a": 1}], dtype=object))
+    before = _bytes_and_listing(saved)
+    with pytest.raises(CheckpointError, match=match) as info:
+        train(DATA, iters=20, checkpoint=saved, resume=True)
+    assert isinstance(info.value, ValueError) and str(info.value).startswith("resume: ")
+    assert _bytes_and_listing(saved) == before
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        train(DATA, resume=tmp_path / "nope.npz")
+
+
+# --- divergence ----------------------------------------------------------------------
+
+
+def test_huge_learning_rate_diverges():
+    with pytest.raises(TrainingDiverged, match="diverged at iteration") as info:
+        _run(iters=50, lr=1e308, method="backprop")
+    err = info.value
+    assert isinstance(err, RuntimeError) and not math.isfinite(err.loss)
+    assert err.history.iterations == err.iteration - 1
+    assert all(np.isfinite(v).all() for v in err.history.params.values())
+
+
+def test_divergence_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "c.npz"
+    real, calls = methods.compute_gradient, []
+
+    def blows_up(*args, **kwargs):
+        calls.append(1)
+        grad = real(*args, **kwargs)
+        if len(calls) == 1 + 23:  # warm-up + 23 steps
+            grad["W1"][0, 0] = np.inf
+        return grad
+
+    monkeypatch.setattr(methods, "compute_gradient", blows_up)
+    with pytest.raises(TrainingDiverged) as info:
+        _run(iters=40, checkpoint=path, checkpoint_every=10)
+    assert info.value.iteration == 23 and info.value.history.iterations == 22
+    assert checkpoint.load(path).iteration == 20
+    assert os.listdir(tmp_path) == ["c.npz"]
+
+
+# --- outputs and the CLI -------------------------------------------------------------
+
+
+def test_history_save_and_plot(tmp_path):
+    h = _run(iters=25)
+    paths = h.save(tmp_path / "out")
+    assert sorted(p.name for p in paths) == ["metrics.csv", "metrics.json", "params.npz"]
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["losses"] == h.losses.tolist() and len(metrics["epochs"]) == 3
+    assert metrics["summary"]["final_test_acc"] == h.final_test_acc
+    rows = (tmp_path / "out" / "metrics.csv").read_text().splitlines()
+    assert rows[0] == "iteration,loss,epoch,train_acc,test_acc" and len(rows) == 26
+    assert rows[1].startswith("1,") and rows[1].count(",") == 4 and rows[2].endswith(",,,")
+    png = plots.plot_history(h, tmp_path / "out" / "training.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _mnist_like(n_train=300, n_test=100, seed=0):
+    (x, t), (xt, tt) = _blobs(n_train, n_test, n_in=784, n_classes=10, seed=seed)
+    return (x.astype(np.float32), t.astype(np.uint8)), (xt.astype(np.float32),
+                                                        tt.astype(np.uint8))
+
+
+@pytest.fixture
+def fake_loader(monkeypatch):
+    loaded = []
+
+    def load(normalize=True, flatten=True, one_hot_label=False, *, dataset="mnist",
+             data_dir=None, progress=True, **kwargs):
+        loaded.append((dataset, data_dir))
+        return _mnist_like(seed=0 if dataset == "fashion" else 1)
+
+    monkeypatch.setattr(data, "load_mnist", load)
+    return loaded
+
+
+CLI = ["train", "--dataset", "fashion", "--hidden", "8", "--batch-size", "50", "--lr", "0.5",
+       "--no-progress"]
+
+
+def test_cli_end_to_end(tmp_path, capsys, fake_loader):
+    out = tmp_path / "run"
+    assert main(CLI + ["--iters", "20", "--out", str(out), "--checkpoint-every", "5",
+                       "--data-dir", str(tmp_path / "d")]) == 0
+    assert fake_loader == [("fashion", str(tmp_path / "d"))]
+    text = capsys.readouterr().out
+    assert "784-8-10 net on fashion (300 train / 100 test)" in text
+    assert "epoch   0.00  iter      1" in text and "epoch   3.00  iter     19" in text
+    assert "final accuracy: train" in text and "time per gradient:" in text
+    assert sorted(os.listdir(out)) == ["checkpoint.npz", "metrics.csv", "metrics.json",
+                                       "params.npz", "training.png"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["losses"]) == 20 and len(metrics["epochs"]) == 4
+    assert metrics["config"]["method"] == "incremental" and metrics["config"]["iters"] == 20
+    with np.load(out / "params.npz", allow_pickle=False) as z:
+        ck = checkpoint.load(out / "checkpoint.npz")
+        assert all(np.array_equal(z[k], ck.params[k]) for k in ck.params)
+
+    # running it again must not clobber the run
+    before = _bytes_and_listing(out / "checkpoint.npz")
+    assert main(CLI + ["--iters", "20", "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert _bytes_and_listing(out / "checkpoint.npz") == before
+
+    # resuming to 35 equals running 35 at once
+    assert main(["train", "--out", str(out), "--resume", "--iters", "35", "--no-progress"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert main(CLI + ["--iters", "35", "--out", str(tmp_path / "once")]) == 0
+    for name in ("params.npz", "metrics.csv"):
+        assert (out / name).read_bytes() == (tmp_path / "once" / name).read_bytes()
+
+
+def test_cli_ctrl_c_then_resume(tmp_path, capsys, fake_loader, monkeypatch):
+    out = tmp_path / "run"
+    real, calls = methods.compute_gradient, []
+
+    def interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1 + 12:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(methods, "compute_gradient", interrupt)
+    assert main(CLI + ["--iters", "30", "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted after iteration 11 of 30" in err and "--resume" in err
+    assert os.listdir(out) == ["checkpoint.npz"]
+    monkeypatch.setattr(methods, "compute_gradient", real)
+    assert main(["train", "--resume", str(out / "checkpoint.npz"), "--no-progress"]) == 0
+    assert checkpoint.load(out / "checkpoint.npz").iteration == 30
+    assert main(CLI + ["--iters", "30", "--out", str(tmp_path / "once")]) == 0
+    assert (checkpoint.load(out / "checkpoint.npz").params["W1"].tobytes()
+            == checkpoint.load(tmp_path / "once" / "checkpoint.npz").params["W1"].tobytes())
+
+
+def test_cli_divergence_exits_nonzero(tmp_path, capsys, fake_loader):
+    out = tmp_path / "run"
+    assert main(CLI + ["--iters", "30", "--lr", "1e308", "--method", "backprop",
+                       "--out", str(out), "--checkpoint-every", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "diverged" in err and "last good checkpoint" in err
+    ck = checkpoint.load(out / "checkpoint.npz")
+    assert all(np.isfinite(v).all() for v in ck.params.values())
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--lr", "-1"], "lr must be positive"),
+    (["--lr", "nan"], "lr must be positive"),
+    (["--iters", "0"], "iters must be at least 1"),
+    (["--batch-size", "301"], "larger than the training set"),
+    (["--method", "sgd"], "unknown method"),
+    (["--resume"], "--resume without a path needs --out"),
+    (["--checkpoint-every", "5"], "--checkpoint-every needs --out"),
+])
+def test_cli_bad_arguments(capsys, fake_loader, args, match):
+    assert main(CLI + args) == 2
+    assert match in capsys.readouterr().err
+
+
+def test_cli_without_matplotlib(tmp_path, capsys, fake_loader, monkeypatch):
+    for name in ("matplotlib.figure", "matplotlib.backends.backend_agg"):
+        monkeypatch.setitem(sys.modules, name, None)  # makes the import fail
+    assert main(CLI + ["--iters", "3", "--out", str(tmp_path / "run")]) == 0
+    assert "plot skipped: matplotlib is not available" in capsys.readouterr().out
+    assert not (tmp_path / "run" / "training.png").exists()
+
+
+def test_progress_bar_and_log(capsys):
+    lines = []
+    _run(iters=12, progress=True, log=lines.append)
+    err = capsys.readouterr().err
+    assert "train (incremental)" in err and "loss=" in err and "12/12" in err
+    assert lines[0].startswith("training from iteration 0: 20-8-3 net on custom")
+    assert len(lines) == 1 + 2 and "train acc" in lines[-1]

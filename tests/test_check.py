@@ -1,0 +1,83 @@
+"""``fastgrad check``, validation reports and the CLI entry points."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastgrad import cli, validate
+from fastgrad.methods import METHODS
+from tests.cases import make_case
+
+
+def test_validate_reports_every_method_and_tensor():
+    params, x, t = make_case(12, 4, 3, 6, 0)
+    reports = validate.validate(params, x, t)
+    assert [(r.method, r.against) for r in reports] == [
+        ("jit", "reference"), ("incremental", "reference"),
+        ("reference", "analytic"), ("reference", "backprop")]
+    assert all(r.ok for r in reports)
+    assert [te.name for te in reports[0].tensors] == ["W1", "b1", "W2", "b2"]
+
+
+def test_validate_catches_a_wrong_method(monkeypatch):
+    params, x, t = make_case(12, 4, 3, 6, 1)
+    real = METHODS["incremental"]
+
+    def off_by_a_bit(*args):
+        grads = real.func(*args)
+        grads["W2"][1, 2] += 3e-9
+        return grads
+
+    monkeypatch.setitem(METHODS, "incremental", real.__class__(
+        real.name, off_by_a_bit, real.numerical, real.compiled, real.summary))
+    reports = validate.validate(params, x, t, methods=["incremental"])
+    assert not reports[0].ok
+    w2 = reports[0].tensors[2]
+    assert w2.worst_index == (1, 2) and w2.max_abs == pytest.approx(3e-9, rel=1e-2)
+
+
+def test_check_cli_passes_on_small_synthetic_batch(capsys):
+    assert cli.main(["check", "--batch", "4", "--hidden", "6", "--synthetic"]) == 0
+    out = capsys.readouterr().out
+    assert "synthetic" in out and "all methods within tolerance" in out
+    for name in ("jit", "incremental", "analytic", "backprop"):
+        assert name in out
+
+
+def test_check_cli_real_digits(capsys, mnist_batch):
+    assert cli.main(["check", "--batch", "3", "--hidden", "5", "--methods", "incremental"]) == 0
+    assert "mnist test digits" in capsys.readouterr().out
+
+
+def test_check_cli_fails_when_tolerance_is_impossible(capsys):
+    code = cli.main(["check", "--batch", "3", "--hidden", "4", "--synthetic", "--tol", "1e-30"])
+    assert code == 1
+    assert "FAILED" in capsys.readouterr().out
+
+
+def test_cli_reports_bad_arguments(capsys):
+    assert cli.main(["check", "--batch", "0", "--synthetic"]) == 2
+    assert "batch must be a positive integer" in capsys.readouterr().err
+    assert cli.main(["check", "--threads", "0", "--synthetic", "--batch", "2"]) == 2
+    with pytest.raises(SystemExit):
+        cli.main(["check", "--methods", "nope"])
+
+
+def test_python_dash_m_entry_point():
+    out = subprocess.run([sys.executable, "-m", "fastgrad", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    for command in ("check", "bench", "train", "download"):
+        assert command in out
+
+
+def test_synthetic_workload_looks_like_mnist():
+    from fastgrad.workload import standard_workload
+
+    w = standard_workload(batch=200, synthetic=True)
+    assert w.x.dtype == np.float32 and w.x.min() == 0.0 and w.x.max() <= 1.0
+    assert 0.15 < np.mean(w.x > 0) < 0.24
+    assert not w.real and "synthetic" in w.source

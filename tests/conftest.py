@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from fastgrad.workload import default_real_data_dir, real_batch
+
+# The shared MNIST files sit beside the repository (never inside it); point the
+# library at them whatever way fastgrad was installed.
+_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+if _SHARED.is_dir():
+    os.environ.setdefault("FASTGRAD_SHARED_DATA", str(_SHARED))
 
 
 @pytest.fixture(scope="session")

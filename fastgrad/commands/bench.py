@@ -1,10 +1,106 @@
-"""``fastgrad bench``: placeholder until its issue lands."""
+"""``fastgrad bench``: validate every gradient method, then time it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+METHOD_NAMES = ("reference", "jit", "incremental", "backprop")  # fastgrad.methods.METHODS
 
 
 def register(subparsers):
-    p = subparsers.add_parser("bench", help="(not yet available)")
-    p.set_defaults(func=_run)
+    """Add the ``bench`` subcommand to ``subparsers``."""
+    p = subparsers.add_parser(
+        "bench", help="validate and time the gradient methods",
+        description="Check every method against the NumPy reference (max |error| <= 1e-9; "
+                    "1e-6 for analytic backprop), then time it and print time per gradient, "
+                    "speed-up vs the reference, cost vs backprop, thread scaling and "
+                    "start-up (compile) time. Exit status 1 if a method fails validation "
+                    "or, with --compare, is more than 25%% slower than the baseline.")
+    p.add_argument("--methods", nargs="+", choices=METHOD_NAMES, metavar="METHOD",
+                   help="methods to run (default: all); reference and backprop, the baselines "
+                        f"of the ratios, always run. Choices: {', '.join(METHOD_NAMES)}")
+    p.add_argument("--threads", nargs="+", type=int, metavar="N",
+                   help="Numba thread counts for jit and incremental (default: 1, 2, 4, ... "
+                        "all cores); the largest is used in the method table")
+    p.add_argument("--batch", type=int, default=100, help="samples (default: %(default)s)")
+    p.add_argument("--hidden", type=int, default=50, help="hidden units (default: %(default)s)")
+    p.add_argument("--repeats", type=int, metavar="N",
+                   help="timed rounds per row (default: up to 5 within ~20 s per row)")
+    p.add_argument("--quick", action="store_true",
+                   help="fewer rounds; the reference is timed once (its validation run)")
+    p.add_argument("--verify-only", action="store_true",
+                   help="validate every method at every thread count, time nothing")
+    p.add_argument("--no-compile", dest="compile_time", action="store_false",
+                   help="skip the cold/warm start-up measurement (subprocesses)")
+    p.add_argument("--blas-threads", type=_blas_arg, default=1, metavar="N|auto",
+                   help="BLAS threads of the NumPy methods (default: %(default)s: their small "
+                        "products gain nothing from threads, and busy cores make OpenBLAS "
+                        "threads very slow); Numba methods always run with 1")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="folder with t10k-images/labels-idx*-ubyte.gz (default: "
+                        "$FASTGRAD_SHARED_DATA, ../shared/data/mnist, the download cache; "
+                        "else synthetic digits)")
+    p.add_argument("--synthetic", action="store_true",
+                   help="use seeded MNIST-like synthetic digits even if MNIST is available")
+    p.add_argument("--json", metavar="PATH", help="save the report as JSON")
+    p.add_argument("--plot", metavar="PNG", help="save a PNG of methods and thread scaling")
+    p.add_argument("--compare", metavar="BASELINE.json",
+                   help="compare with a saved --json report; slower by >25%% fails")
+    p.set_defaults(func=run)
 
 
-def _run(args):
-    raise SystemExit("fastgrad bench: not implemented yet")
+def _blas_arg(text):
+    if text == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}")
+    return value
+
+
+def run(args) -> int:
+    """Run the benchmark described by ``args``; return the exit status."""
+    # imported here so `fastgrad --help` doesn't pay for numba
+    from fastgrad import benchreport
+
+    for name in ("batch", "hidden", "repeats"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name} must be at least 1, got {value}")
+    if args.verify_only and (args.compare or args.plot):
+        raise ValueError("--compare and --plot need timings: drop --verify-only")
+    # fail before minutes of measuring, not after
+    baseline = benchreport.load_json(args.compare) if args.compare else None
+    if baseline is not None:
+        benchreport.check_comparable(baseline, [784, args.hidden, 10], args.batch, 1e-4)
+    for flag, path in (("--json", args.json), ("--plot", args.plot)):
+        if path:
+            benchreport.check_output_path(path, flag)
+
+    report = benchreport.run_benchmark(
+        args.methods, args.threads, hidden=args.hidden, batch=args.batch,
+        repeats=args.repeats, quick=args.quick, verify_only=args.verify_only,
+        compile_time=args.compile_time, data_dir=args.data_dir, synthetic=args.synthetic,
+        blas_threads=args.blas_threads,
+        log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    print(benchreport.format_report(report))
+    status = 0 if report["ok"] else 1
+    if args.json:
+        benchreport.save_json(report, args.json)
+        print(f"report saved to {args.json}")
+    if args.plot:
+        if benchreport.plot(report, args.plot):
+            print(f"plot saved to {args.plot}")
+        else:
+            print("plot skipped: matplotlib is not installed (pip install 'fastgrad[plot]')")
+    if baseline is not None:
+        rows = benchreport.compare(report, baseline)
+        print()
+        print(benchreport.format_comparison(rows, args.compare))
+        if any(r["regression"] for r in rows):
+            status = 1
+    return status

@@ -1,0 +1,82 @@
+"""Run time of every registry method: side by side, over threads, batch and hidden size.
+
+Every benchmark checks the gradient it timed against the reference.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fastgrad import benchmark as fb
+from fastgrad import config
+from fastgrad.methods import COMPILED_METHODS, METHODS
+
+big = pytest.mark.big
+
+
+def _call(method, w, threads=None):
+    entry = METHODS[method]
+    threads = threads or config.default_threads()
+
+    def run():
+        return entry.func(w.params, w.x, w.labels, w.h, threads)
+
+    return run
+
+
+def _measure(benchmark, method, w, threads=None, rounds=None):
+    """Time one method (pedantic ``rounds`` if given) with BLAS at 1 thread, as the CLI."""
+    benchmark.extra_info.update(method=method, layers=list(w.layers), batch=w.batch,
+                                threads=threads if METHODS[method].compiled else None)
+    with fb.blas_limits(1) as blas:
+        benchmark.extra_info["blas_threads"] = blas
+        if rounds is None:
+            return benchmark(_call(method, w, threads))
+        return benchmark.pedantic(_call(method, w, threads), rounds=rounds, iterations=1)
+
+
+def test_reference(benchmark, workload, references):
+    w = workload()
+    benchmark.group = f"methods: {w.label()}"
+    grad = _measure(benchmark, "reference", w, rounds=1)  # 12-20 s a call
+    references.put(w, grad)
+    references.check("reference", grad, w, benchmark)
+
+
+@pytest.mark.parametrize("method", ["jit", "incremental", "backprop"])
+def test_method(benchmark, method, workload, references, warm_kernels):
+    w = workload()
+    benchmark.group = f"methods: {w.label()}"
+    grad = _measure(benchmark, method, w, rounds=3 if method == "jit" else None)
+    references.check(method, grad, w, benchmark)
+
+
+@pytest.mark.parametrize("threads", fb.thread_counts())
+@pytest.mark.parametrize("method", [pytest.param("jit", marks=big), "incremental"])
+def test_threads(benchmark, method, threads, workload, references, warm_kernels):
+    w = workload()
+    benchmark.group = f"{method} threads: {w.label()}"
+    grad = _measure(benchmark, method, w, threads, rounds=2 if method == "jit" else None)
+    references.check(method, grad, w, benchmark)
+
+
+def _sizes(values, big_from):
+    return [pytest.param(m, v, marks=big if m == "jit" and v >= big_from else ())
+            for m in COMPILED_METHODS for v in values]
+
+
+@pytest.mark.parametrize(("method", "batch"), _sizes((1, 10, 100, 1000), big_from=100))
+def test_batch(benchmark, method, batch, workload, references, warm_kernels):
+    w = workload(50, batch)
+    benchmark.group = f"{method} batch: 784-50-10"
+    slow = method == "jit" and batch >= 100  # 5 s at 100, a minute at 1000
+    grad = _measure(benchmark, method, w, rounds=1 if slow else None)
+    references.check(method, grad, w, benchmark)
+
+
+@pytest.mark.parametrize(("method", "hidden"), _sizes((50, 100, 200), big_from=50))
+def test_hidden(benchmark, method, hidden, workload, references, warm_kernels):
+    w = workload(hidden, 100)
+    benchmark.group = f"{method} hidden: 784-H-10, batch 100"
+    grad = _measure(benchmark, method, w, rounds=1 if method == "jit" else None)
+    references.check(method, grad, w, benchmark)

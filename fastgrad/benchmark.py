@@ -1,0 +1,589 @@
+"""Benchmark building blocks shared by ``fastgrad bench`` and the ``bench/`` suite.
+
+The standard workload is the book's 784-50-10 net (seed 0) on the first 100
+MNIST test digits, or on seeded MNIST-like synthetic digits when no MNIST file
+is found. Every method is validated against the NumPy reference before it is
+timed, and the timed calls' own results are checked again afterwards.
+Compile time is measured in subprocesses so it never mixes with run time.
+"""
+
+from __future__ import annotations
+
+import gc
+import gzip
+import hashlib
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fastgrad import config, idx, inputs, reference
+from fastgrad.methods import METHODS, check_method
+from fastgrad.network import TwoLayerNet
+
+#: Largest max-abs difference from the reference a central-difference method may show.
+TOL = 1e-9
+#: Backprop differentiates exactly and without the 1e-7 inside the log, so it
+#: differs from the central difference by the O(h^2) truncation error and more.
+ANALYTIC_TOL = 1e-6
+ENV_SHARED = "FASTGRAD_SHARED_DATA"
+MNIST_TEST = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+MNIST_NONZERO = 0.18  # fraction of non-zero pixels in an MNIST digit (t10k: 17.9%)
+
+
+def tolerance(method):
+    """Validation tolerance of ``method`` against the reference."""
+    return TOL if check_method(method).numerical else ANALYTIC_TOL
+
+
+# --- workload ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Workload:
+    """A validated ``(params, x, labels, h)`` problem and where its data came from."""
+
+    params: dict = field(repr=False)
+    x: np.ndarray = field(repr=False)
+    labels: np.ndarray = field(repr=False)
+    h: float
+    data: str  # "mnist" or "synthetic"
+    description: str
+    seed: int
+
+    @property
+    def layers(self):
+        return (self.params["W1"].shape[0], self.params["W1"].shape[1],
+                self.params["W2"].shape[1])
+
+    @property
+    def batch(self):
+        return self.x.shape[0]
+
+    @property
+    def n_params(self):
+        return sum(a.size for a in self.params.values())
+
+    @property
+    def key(self):
+        """Hashable identity, for caching reference gradients."""
+        return (self.layers, self.batch, self.data, self.seed, self.h)
+
+    def label(self):
+        """Short text such as ``784-50-10, batch 100``."""
+        return f"{'-'.join(map(str, self.layers))}, batch {self.batch}"
+
+    def as_dict(self):
+        return {"layers": list(self.layers), "batch": self.batch, "n_params": self.n_params,
+                "h": self.h, "seed": self.seed, "data": self.data,
+                "description": self.description}
+
+
+def mnist_test_dirs(data_dir=None):
+    """Folders searched for the MNIST test files, in order.
+
+    An explicit ``data_dir`` (or its ``mnist`` subfolder) is the only place
+    looked in; otherwise ``$FASTGRAD_SHARED_DATA``, the project's shared data
+    folder and fastgrad's download cache.
+    """
+    if data_dir is not None:
+        base = Path(os.fspath(data_dir)).expanduser()
+        return [base, base / "mnist"]
+    out = []
+    env = os.environ.get(ENV_SHARED)
+    if env:
+        out += [Path(env), Path(env) / "mnist"]
+    out.append(Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist")
+    from fastgrad import data  # pulls in requests; only needed here
+
+    out.append(data.default_data_dir("mnist"))
+    return out
+
+
+def find_mnist_test(data_dir=None):
+    """First folder holding both MNIST test files, or None."""
+    for d in mnist_test_dirs(data_dir):
+        if all((d / f"{name}.gz").is_file() for name in MNIST_TEST):
+            return d
+    return None
+
+
+def read_mnist_test(directory, count):
+    """First ``count`` MNIST test images (uint8 ``(count, 784)``) and labels, digest-checked."""
+    from fastgrad.data import CHECKSUMS
+
+    arrays = []
+    for name in MNIST_TEST:
+        path = Path(directory) / f"{name}.gz"
+        blob = path.read_bytes()
+        raw = gzip.decompress(blob)
+        digest = CHECKSUMS["mnist"][name]
+        if (hashlib.sha256(blob).hexdigest() != digest.gz_sha256
+                and hashlib.sha256(raw).hexdigest() != digest.raw_sha256):
+            raise idx.DataIntegrityError(f"{path}: SHA-256 matches neither the published .gz "
+                                         "nor the decompressed digest", filename=path.name)
+        arrays.append(idx.read_any(raw, path.name))
+    images, labels = arrays
+    if count > len(images):
+        raise ValueError(f"batch must be at most {len(images)} (the MNIST test set), got {count}")
+    return images[:count], labels[:count]
+
+
+def synthetic_digits(count, seed=0):
+    """Seeded MNIST-like digits: uint8 ``(count, 784)`` images and labels.
+
+    About 18% of pixels are non-zero, concentrated in the central 20x20 box
+    like MNIST's strokes; two thirds of those above 127, as in MNIST.
+    """
+    rng = np.random.default_rng(seed)
+    r, c = np.mgrid[:idx.ROWS, :idx.COLS]
+    blob = np.exp(-((r - 13.5) ** 2 + (c - 13.5) ** 2) / (2 * 5.0 ** 2))
+    blob[(r < 4) | (r > 23) | (c < 4) | (c > 23)] = 0.0  # MNIST's 20x20 box
+    blob = blob.ravel()
+    p = np.minimum(1.0, blob * MNIST_NONZERO / blob.mean())
+    on = rng.random((count, p.size)) < p
+    values = np.where(rng.random(on.shape) < 0.68, rng.integers(128, 256, on.shape),
+                      rng.integers(1, 128, on.shape))
+    images = np.where(on, values, 0).astype(np.uint8)
+    return images, rng.integers(0, idx.NUM_CLASSES, count).astype(np.uint8)
+
+
+def load_workload(hidden=50, batch=100, *, data_dir=None, synthetic=False, seed=0, h=1e-4):
+    """The benchmark problem: ``TwoLayerNet(784, hidden, 10, seed)`` on ``batch`` digits.
+
+    Parameters
+    ----------
+    hidden, batch : int
+        Hidden width and number of samples.
+    data_dir : path, optional
+        Folder with the MNIST test files; if given they must be there.
+    synthetic : bool
+        Use :func:`synthetic_digits` even if MNIST is available.
+    seed : int
+        Seed of the weights (and of synthetic digits).
+    h : float
+        Central-difference step.
+
+    Returns
+    -------
+    Workload
+    """
+    for name, value in (("hidden", hidden), ("batch", batch)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    directory = None if synthetic else find_mnist_test(data_dir)
+    if directory is None and data_dir is not None and not synthetic:
+        raise FileNotFoundError(f"data_dir {data_dir}: no {MNIST_TEST[0]}.gz and "
+                                f"{MNIST_TEST[1]}.gz there")
+    if directory is not None:
+        images, labels = read_mnist_test(directory, batch)
+        data, text = "mnist", f"MNIST test digits 0-{batch - 1} from {directory}"
+    else:
+        images, labels = synthetic_digits(batch, seed)
+        data = "synthetic"
+        text = (f"SYNTHETIC MNIST-like digits (seed {seed}, ~{MNIST_NONZERO:.0%} non-zero "
+                "pixels in [0, 1])" + ("" if synthetic else ": no MNIST test files found"))
+    x = images.astype(np.float32) / np.float32(255.0)  # as load_mnist(normalize=True)
+    net = TwoLayerNet(idx.ROWS * idx.COLS, hidden, idx.NUM_CLASSES, seed=seed)
+    params, x, labels = inputs.check_batch(net.params, x, labels)
+    return Workload(params, x, labels, inputs.check_h(h), data, text, seed)
+
+
+# --- validation ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SampledReference:
+    """Reference gradient at a few parameters, for workloads too big for the full one."""
+
+    entries: dict  # name -> (flat indices, values)
+
+    @property
+    def size(self):
+        return sum(len(i) for i, _ in self.entries.values())
+
+
+def compute_reference(workload, blas_threads=1):
+    """Return ``(gradient, seconds)`` of the NumPy reference on ``workload``.
+
+    ``blas_threads`` as for :func:`time_method`.
+    """
+    with blas_limits(blas_threads):
+        t0 = time.perf_counter()
+        grad = METHODS["reference"].func(workload.params, workload.x, workload.labels,
+                                         workload.h, 1)
+        return grad, time.perf_counter() - t0
+
+
+def sampled_reference(workload, n=96, seed=0):
+    """The reference's central difference at about ``n`` parameters spread over all four.
+
+    Half the ``W1`` samples come from rows of pixels that are non-zero
+    somewhere in the batch, since the other rows have an exactly zero gradient.
+    It runs the reference's own loop on a one-element view of each parameter,
+    so the values are bitwise those of the full reference.
+    """
+    rng = np.random.default_rng(seed)
+    work = {k: v.copy() for k, v in workload.params.items()}
+
+    def loss(_):
+        return reference.loss(work, workload.x, workload.labels)
+
+    active = np.flatnonzero(np.any(workload.x != 0.0, axis=0))
+    n_hidden = work["W1"].shape[1]
+    share = {"W1": n // 2, "b1": n // 6, "W2": n // 4, "b2": n // 12}
+    entries = {}
+    for name, k in share.items():
+        flat = work[name].reshape(-1)
+        k = max(1, min(k, flat.size))
+        picks = rng.choice(flat.size, size=k, replace=False)
+        if name == "W1" and active.size:
+            rows = rng.choice(active, size=k - k // 2)
+            picks[k // 2:] = rows * n_hidden + rng.integers(0, n_hidden, rows.size)
+        picks = np.unique(picks)
+        values = np.array([reference.numerical_gradient(loss, flat[p:p + 1], workload.h)[0]
+                           for p in picks])
+        entries[name] = (picks, values)
+    return SampledReference(entries)
+
+
+def max_abs_error(grad, ref):
+    """Largest ``|grad - ref|`` over all parameters (or the sampled ones)."""
+    if isinstance(ref, SampledReference):
+        return max(float(np.max(np.abs(grad[k].reshape(-1)[i] - v)))
+                   for k, (i, v) in ref.entries.items())
+    return max(float(np.max(np.abs(np.asarray(grad[k]) - ref[k]))) for k in reference.PARAM_NAMES)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Outcome of one method's check against the reference."""
+
+    method: str
+    threads: int | None
+    max_abs_error: float
+    tol: float
+    seconds: float
+    result: dict = field(repr=False)
+
+    @property
+    def ok(self):
+        return self.max_abs_error <= self.tol
+
+    def as_dict(self):
+        return {"method": self.method, "threads": self.threads,
+                "max_abs_error": self.max_abs_error, "tol": self.tol, "ok": self.ok,
+                "seconds": self.seconds}
+
+
+def validate(method, workload, ref, threads=None, tol=None, blas_threads=1):
+    """Run ``method`` once and compare it with the reference gradient ``ref``.
+
+    Parameters
+    ----------
+    method : str
+        Registry name.
+    workload : Workload
+    ref : dict or SampledReference
+        From :func:`compute_reference` or :func:`sampled_reference`.
+    threads : int, optional
+        Numba threads for compiled methods.
+    tol : float, optional
+        Default :func:`tolerance` of the method.
+    blas_threads : int or None
+        As for :func:`time_method`.
+
+    Returns
+    -------
+    Validation
+    """
+    entry = check_method(method)
+    threads = inputs.check_threads(threads) if entry.compiled else None
+    with blas_limits(1 if entry.compiled else blas_threads):
+        t0 = time.perf_counter()
+        grad = entry.func(workload.params, workload.x, workload.labels, workload.h, threads or 1)
+        seconds = time.perf_counter() - t0
+    tol = tolerance(method) if tol is None else float(tol)
+    return Validation(method, threads, max_abs_error(grad, ref), tol, seconds, grad)
+
+
+# --- timing ------------------------------------------------------------------------
+
+
+@contextmanager
+def blas_limits(threads):
+    """Limit BLAS to ``threads`` threads in the body (None: leave as is); yields the count."""
+    if threads is None:
+        yield blas_threads()
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads, user_api="blas"):
+        yield blas_threads()
+
+
+@dataclass
+class Timing:
+    """Seconds per gradient of one method, one value per timed round."""
+
+    method: str
+    threads: int | None
+    blas_threads: int | None
+    times: list
+    loops: int
+    result: dict = field(repr=False, default=None)
+
+    @property
+    def median(self):
+        return statistics.median(self.times)
+
+    @property
+    def min(self):
+        return min(self.times)
+
+    @property
+    def rounds(self):
+        return len(self.times)
+
+
+def time_method(method, workload, threads=None, repeats=5, *, warmup=1, budget_s=None,
+                min_rounds=1, round_s=0.2, first_round=None, blas_threads=1):
+    """Time ``method`` on ``workload``: median and min seconds per gradient.
+
+    Parameters
+    ----------
+    method : str
+    workload : Workload
+    threads : int, optional
+        Numba threads (compiled methods; BLAS is held at one thread for them).
+    repeats : int
+        Timed rounds, unless ``budget_s`` allows fewer.
+    warmup : int
+        Untimed calls first (they also load compiled kernels).
+    budget_s : float, optional
+        Stop adding rounds past about this many seconds, keeping ``min_rounds``.
+    min_rounds : int
+        Fewest rounds, whatever the budget.
+    round_s : float
+        Fast methods loop within a round until it lasts about this long.
+    first_round : (float, dict), optional
+        Seconds and result of a call already made (the validation run), counted
+        as the first round instead of being repeated.
+    blas_threads : int or None
+        BLAS threads for the NumPy methods (None: as the BLAS chose). The
+        reference's products are too small to gain from threads, and OpenBLAS
+        threads on a busy machine slow it down by up to 10x. Compiled methods
+        always run with one BLAS thread, so idle OpenBLAS workers spinning
+        from an earlier NumPy call cannot compete with Numba's threads.
+
+    Returns
+    -------
+    Timing
+        ``result`` is the gradient of the last timed call.
+    """
+    entry = check_method(method)
+    threads = inputs.check_threads(threads) if entry.compiled else None
+    if repeats < 1 or min_rounds < 1:
+        raise ValueError("repeats and min_rounds must be at least 1")
+    w = workload
+
+    def call():
+        return entry.func(w.params, w.x, w.labels, w.h, threads or 1)
+
+    with blas_limits(1 if entry.compiled else blas_threads) as blas:
+        times, result, estimate = [], None, None
+        if first_round is not None:
+            estimate, result = first_round
+            times.append(estimate)
+        for _ in range(warmup if first_round is None else 0):
+            t0 = time.perf_counter()
+            result = call()
+            estimate = time.perf_counter() - t0
+        if estimate is None:  # no warm-up: the first timed round sets the pace
+            t0 = time.perf_counter()
+            result = call()
+            estimate = time.perf_counter() - t0
+            times.append(estimate)
+        loops = 1 if estimate >= round_s else max(1, math.ceil(round_s / max(estimate, 1e-9)))
+        rounds = repeats
+        if budget_s is not None:
+            rounds = min(repeats, int(budget_s // (estimate * loops)))
+        rounds = max(rounds, min_rounds)
+        enabled = gc.isenabled()
+        gc.disable()  # a collection landing in one round would skew it
+        try:
+            while len(times) < rounds:
+                t0 = time.perf_counter()
+                for _ in range(loops):
+                    result = call()
+                times.append((time.perf_counter() - t0) / loops)
+        finally:
+            if enabled:
+                gc.enable()
+    return Timing(method, threads, blas, times, loops, result)
+
+
+def thread_counts(limit=None):
+    """Thread counts for scaling runs: 1, 2, 4, ... and ``limit`` (default: all cores)."""
+    limit = config.max_threads() if limit is None else int(limit)
+    counts, n = [], 1
+    while n < limit:
+        counts.append(n)
+        n *= 2
+    return counts + [limit]
+
+
+# --- environment -------------------------------------------------------------------
+
+
+def _cpuinfo():
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        out.setdefault(key.strip(), value.strip())
+    return out
+
+
+def cpu_model():
+    """CPU model name from /proc/cpuinfo, else what :mod:`platform` knows."""
+    return (_cpuinfo().get("model name") or platform.processor() or platform.machine()
+            or "unknown")
+
+
+def blas_info():
+    """The BLAS libraries NumPy loaded, as threadpoolctl sees them."""
+    from threadpoolctl import threadpool_info
+
+    keys = ("internal_api", "version", "num_threads", "threading_layer", "architecture")
+    return [{k: lib.get(k) for k in keys} for lib in threadpool_info()
+            if lib.get("user_api") == "blas"]
+
+
+def blas_threads():
+    """Threads of the BLAS in use (the largest if several), or None."""
+    counts = [lib["num_threads"] for lib in blas_info() if lib["num_threads"]]
+    return max(counts) if counts else None
+
+
+def environment():
+    """What a timing depends on: CPU, cores, threads, threading layer, BLAS, versions."""
+    import numba
+
+    flags = set(_cpuinfo().get("flags", "").split())
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        usable = os.cpu_count()
+    env_keys = ("OPENBLAS", "OMP_", "MKL_", "NUMBA_", "FASTGRAD_")
+    return {
+        "cpu": cpu_model(),
+        "simd": [f for f in ("avx2", "avx512f", "avx512_vnni", "neon") if f in flags],
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": usable,
+        "numba_threads": config.max_threads(),
+        "default_threads": config.default_threads(),
+        "threading_layer": config.threading_layer(),
+        "blas": blas_info(),
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "platform": platform.platform(),
+        "env": {k: v for k, v in sorted(os.environ.items()) if k.startswith(env_keys)},
+    }
+
+
+# --- start-up (compile) time ----------------------------------------------------------
+
+_CHILD = """\
+import json, sys, time
+t0 = time.perf_counter()
+import fastgrad
+t1 = time.perf_counter()
+from fastgrad import benchmark
+method, hidden, batch, save = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+w = benchmark.load_workload(hidden, batch, synthetic=True)
+t2 = time.perf_counter()
+g = fastgrad.compute_gradient(method, w.params, w.x, w.labels, h=w.h)
+t3 = time.perf_counter()
+done = time.time()
+fastgrad.compute_gradient(method, w.params, w.x, w.labels, h=w.h)
+t4 = time.perf_counter()
+if save:
+    import numpy as np
+    np.savez(save, **g)
+print(json.dumps({"done": done, "import_s": t1 - t0, "first_call_s": t3 - t2,
+                  "second_call_s": t4 - t3}))
+"""
+
+
+def measure_startup(method, cache_dir=None, *, hidden=50, batch=1, save_to=None, timeout=900):
+    """Time ``import fastgrad`` + the first gradient in a fresh Python process.
+
+    Parameters
+    ----------
+    method : str
+    cache_dir : path, optional
+        ``NUMBA_CACHE_DIR`` of the child (an empty folder: cold start).
+    hidden, batch : int
+        Workload of the child (synthetic digits, seed 0); one sample keeps the
+        run itself negligible next to compiling.
+    save_to : path, optional
+        ``.npz`` file for the child's gradient, to validate it.
+    timeout : float
+        Seconds before the child is killed.
+
+    Returns
+    -------
+    dict
+        ``wait_s`` (process start to first gradient), ``import_s``,
+        ``first_call_s``, ``run_s`` (a second call) and ``compile_s`` (first
+        call minus run: compiling or loading the kernels).
+    """
+    check_method(method)
+    env = dict(os.environ)
+    if cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = os.fspath(cache_dir)
+    # the child must import this very copy of fastgrad
+    root = os.fspath(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    argv = [sys.executable, "-c", _CHILD, method, str(hidden), str(batch),
+            os.fspath(save_to) if save_to else ""]
+    start = time.time()
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
+                          check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"start-up measurement of {method} failed (exit {proc.returncode}):"
+                           f"\n{proc.stderr[-2000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    first, run = out["first_call_s"], out["second_call_s"]
+    return {"wait_s": out["done"] - start, "import_s": out["import_s"], "first_call_s": first,
+            "run_s": run, "compile_s": max(0.0, first - run)}
+
+
+def measure_compile(method, *, hidden=50, batch=1):
+    """Cold start (empty Numba cache) then warm start (same cache) of ``method``.
+
+    Returns
+    -------
+    dict
+        ``{"cold": ..., "warm": ...}`` as from :func:`measure_startup`.
+    """
+    with tempfile.TemporaryDirectory(prefix="fastgrad-numba-") as cache:
+        cold = measure_startup(method, cache, hidden=hidden, batch=batch)
+        warm = measure_startup(method, cache, hidden=hidden, batch=batch)
+    return {"cold": cold, "warm": warm}

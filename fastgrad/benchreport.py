@@ -1,0 +1,382 @@
+"""A ``fastgrad bench`` run as data: measure, print, save, compare and plot.
+
+:func:`run_benchmark` returns a plain JSON-ready dict (schema
+:data:`SCHEMA`); the other functions only read it, so a saved report can be
+printed, compared or plotted later without measuring again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from fastgrad import __version__, benchmark, config, inputs
+from fastgrad.methods import METHODS, check_method
+
+SCHEMA = "fastgrad-bench/1"
+#: A method this much slower than in the baseline is a regression.
+REGRESSION = 1.25
+#: Baselines of the ratio columns; always measured.
+BASELINES = ("reference", "backprop")
+
+# Rounds policy: (repeats, seconds budget per row, min rounds, seconds per round).
+FULL = (5, 20.0, 2, 0.2)
+QUICK = (3, 5.0, 1, 0.1)
+
+
+def _silent(_msg):
+    pass
+
+
+def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=None,
+                  quick=False, verify_only=False, compile_time=True, data_dir=None,
+                  synthetic=False, blas_threads=1, log=_silent):
+    """Validate, then time, every method; return the report dict.
+
+    Parameters
+    ----------
+    methods : sequence of str, optional
+        Registry names (default: all); reference and backprop are always added.
+    threads : sequence of int, optional
+        Numba thread counts for the compiled methods (default
+        :func:`fastgrad.benchmark.thread_counts`); the largest is the one
+        compared with the other methods, all of them make the scaling rows.
+    hidden, batch : int
+        Workload size (784-hidden-10 net, ``batch`` digits).
+    repeats : int, optional
+        Exact number of timed rounds per row (default: up to 5, within a time
+        budget per row). The reference is timed once with ``quick``.
+    quick : bool
+        Fewer rounds; the reference's validation run is its only timing.
+    verify_only : bool
+        Validate every method at every thread count; time nothing.
+    compile_time : bool
+        Measure cold and warm start-up of the compiled methods in subprocesses.
+    data_dir, synthetic
+        As for :func:`fastgrad.benchmark.load_workload`.
+    blas_threads : int or None
+        BLAS threads of the NumPy methods (None: the BLAS's own choice); the
+        compiled methods always run with one.
+    log : callable
+        Receives one progress line at a time.
+
+    Returns
+    -------
+    dict
+        ``ok`` is False if any method disagreed with the reference.
+    """
+    names = [check_method(m).name for m in (methods or METHODS)]
+    names = [m for m in METHODS if m in names or m in BASELINES]  # registry order
+    counts = sorted({inputs.check_threads(t) for t in (threads or benchmark.thread_counts())})
+    if repeats is not None and (isinstance(repeats, bool) or int(repeats) < 1):
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    start = time.perf_counter()
+
+    def say(msg):
+        log(f"[{time.perf_counter() - start:6.1f} s] {msg}")
+
+    workload = benchmark.load_workload(hidden, batch, data_dir=data_dir, synthetic=synthetic)
+    say(f"workload {workload.label()}, {workload.n_params:,} params: {workload.description}")
+    say("reference: computing the reference gradient (slow: the book's loop)")
+    if blas_threads is not None and (isinstance(blas_threads, bool) or int(blas_threads) < 1):
+        raise ValueError(f"blas_threads must be a positive integer or None, got {blas_threads!r}")
+    ref, ref_s = benchmark.compute_reference(workload, blas_threads)
+    say(f"reference: {ref_s:.2f} s")
+    report = {"schema": SCHEMA, "fastgrad": __version__,
+              "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "mode": "verify-only" if verify_only else "quick" if quick else "full",
+              "workload": workload.as_dict(),
+              "tolerance": {"numerical": benchmark.TOL, "analytic": benchmark.ANALYTIC_TOL},
+              "validation": [], "timings": [], "startup": None, "notes": []}
+
+    # Validate first, cheapest first, so a broken method fails fast and is never timed.
+    checked = {}
+    for name in sorted((m for m in names if m != "reference"), key=_cost_rank):
+        compiled = METHODS[name].compiled
+        for t in (counts if verify_only and compiled else [counts[-1]] if compiled else [None]):
+            v = benchmark.validate(name, workload, ref, threads=t, blas_threads=blas_threads)
+            report["validation"].append(v.as_dict())
+            say(f"validate {name}{_at(t)}: max |error| {v.max_abs_error:.2e} "
+                f"(tol {v.tol:.0e}) {'ok' if v.ok else 'FAILED'}")
+            checked.setdefault(name, v.ok)
+            checked[name] = checked[name] and v.ok
+    if not verify_only:
+        _time_all(report, names, counts, workload, ref, ref_s, checked, quick, repeats,
+                  blas_threads, say)
+        if compile_time:
+            report["startup"] = []
+            for name in (m for m in names if METHODS[m].compiled):
+                say(f"start-up of {name}: cold (empty Numba cache), then warm, in subprocesses")
+                measured = benchmark.measure_compile(name, hidden=hidden)
+                report["startup"].append({"method": name, **measured})
+    report["environment"] = benchmark.environment()  # after timing: the layer is known then
+    report["ok"] = (all(v["ok"] for v in report["validation"])
+                    and all(t["ok"] for t in report["timings"]))
+    report["wall_s"] = time.perf_counter() - start
+    return report
+
+
+def _cost_rank(name):
+    return {"backprop": 0, "incremental": 1}.get(name, 2)
+
+
+def _at(threads):
+    return "" if threads is None else f" ({threads} thread{'s' * (threads != 1)})"
+
+
+def _time_all(report, names, counts, workload, ref, ref_s, checked, quick, repeats, blas,
+              say):
+    rep, budget, min_rounds, round_s = QUICK if quick else FULL
+    if repeats is not None:
+        rep, budget, min_rounds = int(repeats), None, int(repeats)
+    layer = config.threading_layer
+    rows = []
+    for name in sorted(names, key=_cost_rank):
+        entry = METHODS[name]
+        if not checked.get(name, True):
+            report["notes"].append(f"{name} failed validation and was not timed")
+            continue
+        for t in (counts if entry.compiled else [None]):
+            kw = {"repeats": rep, "budget_s": budget, "min_rounds": min_rounds,
+                  "round_s": round_s, "blas_threads": blas}
+            if name == "reference":
+                # the validation run is round one; --quick times the reference only then
+                kw.update(first_round=(ref_s, ref), repeats=1 if quick else rep,
+                          min_rounds=1 if quick else min_rounds)
+            say(f"time {name}{_at(t)}")
+            tm = benchmark.time_method(name, workload, t, **kw)
+            err = benchmark.max_abs_error(tm.result, ref)
+            ok = err <= benchmark.tolerance(name)
+            say(f"time {name}{_at(t)}: median {_fmt_s(tm.median)}, min {_fmt_s(tm.min)} "
+                f"({tm.rounds} round{'s' * (tm.rounds != 1)} x {tm.loops}); "
+                f"result max |error| {err:.1e}"
+                f"{'' if ok else ' FAILED'}")
+            rows.append({"method": name, "threads": t, "blas_threads": tm.blas_threads,
+                         "threading_layer": layer() if entry.compiled else None,
+                         "median_s": tm.median, "min_s": tm.min, "rounds": tm.rounds,
+                         "loops": tm.loops, "times_s": tm.times, "max_abs_error": err,
+                         "ok": ok, "main": t is None or t == counts[-1]})
+    main = {r["method"]: r for r in rows if r["main"]}
+    for r in rows:
+        r["speedup_vs_reference"] = main["reference"]["median_s"] / r["median_s"]
+        r["cost_vs_backprop"] = r["median_s"] / main["backprop"]["median_s"]
+        one = next((o for o in rows if o["method"] == r["method"] and o["threads"] == 1), None)
+        r["speedup_vs_1_thread"] = (one["median_s"] / r["median_s"]
+                                    if one and r["threads"] is not None else None)
+    report["timings"] = sorted(rows, key=lambda r: (list(METHODS).index(r["method"]),
+                                                    r["threads"] or 0))
+    report["notes"].append(
+        "timings call each registry function on pre-validated inputs; every value is "
+        "measured, none extrapolated")
+
+
+# --- text ------------------------------------------------------------------------------
+
+
+def _fmt_s(s):
+    if s is None:
+        return "-"
+    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")):
+        if s >= scale or unit == "us":
+            v = s / scale
+            return f"{v:.0f} {unit}" if v >= 100 else f"{v:.1f} {unit}" if v >= 10 \
+                else f"{v:.2f} {unit}"
+    return "-"  # unreachable
+
+
+def _fmt_x(r):
+    if r is None:
+        return "-"
+    return f"{r:,.0f}x" if r >= 100 else f"{r:.1f}x" if r >= 10 else f"{r:.2f}x"
+
+
+def _table(header, rows):
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+
+    def line(cells):
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    return [line(header), *(line(r) for r in rows)]
+
+
+def _blas_text(env):
+    libs = env.get("blas") or []
+    if not libs:
+        return "BLAS: none found"
+    return "BLAS: " + ", ".join(f"{b['internal_api']} {b['version']} ({b['architecture']}, "
+                                f"{b['num_threads']} threads)" for b in libs)
+
+
+def _numpy_blas(report):
+    counts = {r["blas_threads"] for r in report["timings"] if r["threads"] is None}
+    return ", ".join(map(str, sorted(counts))) if counts else "-"
+
+
+def format_report(report):
+    """The report as the text ``fastgrad bench`` prints."""
+    w, env = report["workload"], report["environment"]
+    out = [f"fastgrad bench ({report['mode']}): {'-'.join(map(str, w['layers']))} TwoLayerNet, "
+           f"batch {w['batch']}, {w['n_params']:,} params, h={w['h']:g}",
+           f"data: {w['description']}",
+           f"CPU: {env['cpu']} ({env['usable_cpus']} usable of {env['logical_cpus']} logical"
+           f"{', ' + ', '.join(env['simd']) if env['simd'] else ''}); load average "
+           + (", ".join(f"{x:.2f}" for x in env["load_average"]) if env["load_average"] else "-"),
+           f"Numba {env['numba']}: threading layer {env['threading_layer']}, "
+           f"{env['numba_threads']} threads max | {_blas_text(env)}",
+           f"BLAS threads while timing: 1 for Numba methods, {_numpy_blas(report)} for NumPy "
+           "methods (column 'BLAS threads')",
+           "", "validation against the reference (max |error|; tolerance "
+           f"{report['tolerance']['numerical']:g} numerical, "
+           f"{report['tolerance']['analytic']:g} for analytic backprop):"]
+    out += ["  " + line for line in _table(
+        ("method", "threads", "max |error|", "tol", "result"),
+        [(v["method"], v["threads"] or "-", f"{v['max_abs_error']:.2e}", f"{v['tol']:g}",
+          "ok" if v["ok"] else "FAILED") for v in report["validation"]])]
+    main = [r for r in report["timings"] if r["main"]]
+    if main:
+        out += ["", "time per gradient (median and min over rounds x loops):"]
+        out += ["  " + line for line in _table(
+            ("method", "median", "min", "rounds", "speed-up vs reference", "cost vs backprop",
+             "threads", "layer", "BLAS threads"),
+            [(r["method"], _fmt_s(r["median_s"]), _fmt_s(r["min_s"]),
+              f"{r['rounds']}x{r['loops']}", _fmt_x(r["speedup_vs_reference"]),
+              _fmt_x(r["cost_vs_backprop"]), r["threads"] or "-", r["threading_layer"] or "-",
+              r["blas_threads"] if r["blas_threads"] is not None else "-") for r in main])]
+    scaling = [r for r in report["timings"] if r["threads"] is not None]
+    if len({r["threads"] for r in scaling}) > 1:
+        out += ["", "thread scaling (speed-up of N threads vs 1):"]
+        out += ["  " + line for line in _table(
+            ("method", "threads", "median", "min", "vs 1 thread", "efficiency"),
+            [(r["method"], r["threads"], _fmt_s(r["median_s"]), _fmt_s(r["min_s"]),
+              _fmt_x(r["speedup_vs_1_thread"]),
+              f"{r['speedup_vs_1_thread'] / r['threads']:.0%}"
+              if r["speedup_vs_1_thread"] else "-") for r in scaling])]
+    if report.get("startup"):
+        out += ["", f"start-up: fresh process, import fastgrad + first gradient "
+                f"({'-'.join(map(str, w['layers']))}, 1 synthetic sample); wait = process "
+                "start to first gradient, compile/load = first call minus a second call:"]
+        out += ["  " + line for line in _table(
+            ("method", "cold wait", "compile", "warm wait", "load from cache", "import"),
+            [(s["method"], _fmt_s(s["cold"]["wait_s"]), _fmt_s(s["cold"]["compile_s"]),
+              _fmt_s(s["warm"]["wait_s"]), _fmt_s(s["warm"]["compile_s"]),
+              _fmt_s(s["warm"]["import_s"])) for s in report["startup"]])]
+    out += [""] + [f"note: {n}" for n in report["notes"]]
+    out.append(f"{'all methods agree with the reference' if report['ok'] else 'VALIDATION FAILED'}"
+               f"; {report.get('wall_s', 0):.0f} s in all")
+    return "\n".join(out)
+
+
+# --- files ------------------------------------------------------------------------
+
+
+def check_output_path(path, what):
+    """Fail before measuring if ``path`` cannot be written later."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise ValueError(f"{what} {path}: is a directory, expected a file name")
+    if not p.parent.is_dir():
+        raise FileNotFoundError(f"{what} {path}: directory {p.parent} does not exist")
+    return p
+
+
+def save_json(report, path):
+    """Write the report as JSON (atomically enough: one write of the whole text)."""
+    text = json.dumps(report, indent=2)
+    check_output_path(path, "--json").write_text(text + "\n")
+
+
+def load_json(path):
+    """Read a saved report, checking it is one."""
+    p = Path(path).expanduser()
+    try:
+        report = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(report, dict) or report.get("schema") != SCHEMA:
+        raise ValueError(f"{path}: not a fastgrad bench report (expected schema {SCHEMA!r})")
+    return report
+
+
+def check_comparable(baseline, layers, batch, h):
+    """Raise ValueError unless ``baseline`` measured the same workload size and step."""
+    b = baseline["workload"]
+    if (list(b["layers"]), b["batch"], b["h"]) != (list(layers), batch, h):
+        raise ValueError(f"baseline measured {'-'.join(map(str, b['layers']))} batch "
+                         f"{b['batch']} h={b['h']:g}, this run {'-'.join(map(str, layers))} "
+                         f"batch {batch} h={h:g}: not comparable")
+
+
+def compare(report, baseline, threshold=REGRESSION):
+    """Per-row ratio ``now / baseline`` of the median; flags rows slower than ``threshold``.
+
+    Returns
+    -------
+    list of dict
+        ``method, threads, baseline_s, now_s, ratio, regression``.
+    """
+    w = report["workload"]
+    check_comparable(baseline, w["layers"], w["batch"], w["h"])
+    old = {(r["method"], r["threads"]): r["median_s"] for r in baseline["timings"]}
+    rows = []
+    for r in report["timings"]:
+        key = (r["method"], r["threads"])
+        if key in old:
+            ratio = r["median_s"] / old[key]
+            rows.append({"method": key[0], "threads": key[1], "baseline_s": old[key],
+                         "now_s": r["median_s"], "ratio": ratio,
+                         "regression": ratio > threshold})
+    return rows
+
+
+def format_comparison(rows, path, threshold=REGRESSION):
+    """The comparison as text."""
+    out = [f"compared with {path} (regression: more than {threshold - 1:.0%} slower):"]
+    out += ["  " + line for line in _table(
+        ("method", "threads", "baseline", "now", "now/baseline", ""),
+        [(r["method"], r["threads"] or "-", _fmt_s(r["baseline_s"]), _fmt_s(r["now_s"]),
+          f"{r['ratio']:.2f}x", "REGRESSION" if r["regression"] else "") for r in rows])]
+    if not rows:
+        out.append("  no method/threads rows in common")
+    return "\n".join(out)
+
+
+def plot(report, path):
+    """Save a PNG of the method comparison and thread scaling; False without matplotlib."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return False
+    fig = Figure(figsize=(11, 4.5))
+    FigureCanvasAgg(fig)  # Agg, without touching pyplot's global backend
+    left, right = fig.subplots(1, 2)
+    main = [r for r in report["timings"] if r["main"]]
+    left.bar([r["method"] for r in main], [r["median_s"] for r in main], color="tab:blue")
+    left.set_yscale("log")
+    left.set_ylabel("seconds per gradient (median)")
+    left.set_title("methods")
+    for i, r in enumerate(main):
+        left.annotate(f"{_fmt_s(r['median_s'])}\n{_fmt_x(r['speedup_vs_reference'])}",
+                      (i, r["median_s"]), ha="center", va="bottom", fontsize=8)
+    top, ticks = 1, {1}
+    for name in dict.fromkeys(r["method"] for r in report["timings"] if r["threads"]):
+        rows = [r for r in report["timings"] if r["method"] == name and r["speedup_vs_1_thread"]]
+        if len(rows) > 1:
+            xs = [r["threads"] for r in rows]
+            right.plot(xs, [r["speedup_vs_1_thread"] for r in rows], "o-", label=name)
+            top = max(top, *xs)
+            ticks.update(xs)
+    right.plot([1, top], [1, top], "k--", lw=0.8, label="ideal")
+    right.set_xticks(sorted(ticks))
+    right.set_xlabel("Numba threads")
+    right.set_ylabel("speed-up vs 1 thread")
+    right.set_title("thread scaling")
+    right.legend()
+    w = report["workload"]
+    fig.suptitle(f"fastgrad {'-'.join(map(str, w['layers']))}, batch {w['batch']} "
+                 f"({w['data']}) on {report['environment']['cpu']}")
+    fig.tight_layout()
+    fig.savefig(check_output_path(path, "--plot"), dpi=120)
+    return True

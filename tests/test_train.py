@@ -188,7 +188,15 @@ def test_ctrl_c_from_callback_saves_and_resumes_bitwise(tmp_path):
     _same(_run(iters=40), train(DATA, checkpoint=path, resume=path))
 
 
-def test_real_sigint_mid_run(tmp_path):
+@pytest.fixture
+def default_sigint():
+    """Python's own Ctrl-C handler, even where pytest runs with SIGINT ignored (``cmd &``)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_real_sigint_mid_run(tmp_path, default_sigint):
     path = tmp_path / "c.npz"
 
     def sigint(step):
@@ -204,7 +212,8 @@ def test_real_sigint_mid_run(tmp_path):
     _same(_run(iters=30), train(DATA, checkpoint=path, resume=True))
 
 
-def test_second_sigint_stops_at_once_even_inside_numba(tmp_path, monkeypatch):
+def test_second_sigint_stops_at_once_even_inside_numba(tmp_path, monkeypatch,
+                                                        default_sigint):
     path = tmp_path / "c.npz"
     real, calls = methods.compute_gradient, []
 

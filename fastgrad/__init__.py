@@ -20,7 +20,7 @@ __all__ = [
 def __getattr__(name):
     # Training pulls in the data module; import it on first use only.
     if name == "train":
-        from fastgrad.train import train
+        from fastgrad.training import train
 
         return train
     raise AttributeError(f"module 'fastgrad' has no attribute {name!r}")

@@ -26,7 +26,7 @@ __all__ = ["Checkpoint", "CheckpointError", "EpochRecord", "History", "atomic_wr
            "save"]
 
 FORMAT = 1
-#: Configuration keys every checkpoint carries (see :func:`fastgrad.train.train`).
+#: Configuration keys every checkpoint carries (see :func:`fastgrad.training.train`).
 CONFIG_KEYS = ("input_size", "hidden_size", "output_size", "weight_init_std", "lr",
                "batch_size", "method", "h", "seed", "dataset", "data_sha256", "eval_every",
                "iters")
@@ -68,7 +68,7 @@ class Checkpoint:
 
 @dataclass
 class History:
-    """Result of :func:`fastgrad.train.train`.
+    """Result of :func:`fastgrad.training.train`.
 
     ``losses[n - 1]`` is the minibatch loss after step ``n``; ``epochs`` the
     accuracy records; ``params`` the final parameters; ``timing`` seconds

@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from fastgrad.interrupts import is_interrupt
+
 # subcommand name -> module in fastgrad.commands defining ``register(subparsers)``
 COMMANDS = ("check", "bench", "train", "download")
 
@@ -41,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fastgrad {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print(f"fastgrad {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except SystemError as exc:
+        # Ctrl-C inside a Numba kernel surfaces as a SystemError caused by it
+        if not is_interrupt(exc):
+            raise
         print(f"fastgrad {args.command}: interrupted", file=sys.stderr)
         return 130
 

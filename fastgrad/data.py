@@ -302,7 +302,8 @@ def _load_uint8(dataset, data_dir, mirrors, progress, checksums):
 def _read_npz(path, *, arrays):
     """The cached arrays and their source digests, or None if absent or unusable."""
     try:
-        with np.load(path, allow_pickle=False) as z:
+        # our own handle: np.load leaks the one it opens when the zip is truncated
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
             keys = ("format", "expected", "source_sha256") + (_ARRAY_KEYS if arrays else ())
             out = {k: z[k] for k in keys}
     except FileNotFoundError:

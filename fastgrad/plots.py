@@ -29,7 +29,7 @@ def plot_history(history, path, *, dpi=120):
 
     Parameters
     ----------
-    history : fastgrad.train.History
+    history : fastgrad.training.History
     path : str or PathLike
         The PNG to write (atomically).
 

@@ -18,11 +18,11 @@ import pytest
 
 import fastgrad
 from fastgrad import checkpoint, data, methods, plots
-from fastgrad import train as train_mod
+from fastgrad import training as train_mod
 from fastgrad.checkpoint import CheckpointError
 from fastgrad.cli import main
 from fastgrad.network import TwoLayerNet
-from fastgrad.train import TrainingDiverged, TrainingInterrupted, train
+from fastgrad.training import TrainingDiverged, TrainingInterrupted, train
 
 SMALL = {"hidden_size": 8, "output_size": 3, "batch_size": 50, "lr": 1.0}
 
@@ -142,11 +142,11 @@ def test_one_hot_labels_and_image_shaped_inputs():
     assert b.config["input_size"] == 16
 
 
-def test_module_is_callable_as_the_function():
-    # importing fastgrad.train makes the package attribute the module: it must still train
+def test_package_train_is_the_function():
+    # fastgrad.train is the function, also after the training module is imported
     h = fastgrad.train(DATA, iters=2, **SMALL)
     assert h.iterations == 2 and callable(fastgrad.train)
-    assert fastgrad.train.train is train
+    assert fastgrad.train is train
 
 
 # --- checkpoints and resuming --------------------------------------------------------

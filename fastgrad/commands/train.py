@@ -74,7 +74,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from fastgrad import plots
-    from fastgrad.train import TrainingDiverged, TrainingInterrupted, train
+    from fastgrad.training import TrainingDiverged, TrainingInterrupted, train
 
     out, checkpoint, resume, every = _paths(args)
     try:

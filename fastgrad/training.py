@@ -21,10 +21,8 @@ import numbers
 import operator
 import os
 import signal
-import sys
 import threading
 import time
-import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +34,7 @@ from fastgrad import checkpoint as ckpt_io
 from fastgrad import data as data_io
 from fastgrad import inputs, methods, reference
 from fastgrad.checkpoint import Checkpoint, EpochRecord, History
+from fastgrad.interrupts import is_interrupt
 from fastgrad.network import TwoLayerNet
 from fastgrad.reference import PARAM_NAMES
 
@@ -244,17 +243,6 @@ class _CtrlC:
             self._log("Ctrl-C: stopping after this iteration (press again to stop at once)")
 
 
-def _is_interrupt(exc):
-    """Whether ``exc`` is, or was caused by, a KeyboardInterrupt (Numba wraps them)."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return False
-
-
 # --- the loop ------------------------------------------------------------------------
 
 
@@ -459,7 +447,7 @@ def train(data=None, *, dataset=None, data_dir=None, iters=None, batch_size=None
                 if callback is not None:
                     callback(Step(i + 1, n_iters, loss, record))
         except (KeyboardInterrupt, SystemError) as exc:
-            if not _is_interrupt(exc):
+            if not is_interrupt(exc):
                 raise
             n, params, _ = committed
             timing["wall_time"] += time.perf_counter() - began
@@ -480,13 +468,3 @@ def train(data=None, *, dataset=None, data_dir=None, iters=None, batch_size=None
     if checkpoint is not None:
         ckpt_io.save(checkpoint, snapshot(*committed))
     return history(n_iters, params, final)
-
-
-class _CallableModule(types.ModuleType):
-    # ``fastgrad.train`` names both this module and the function; once the module
-    # is imported the package attribute is the module, so make calling it work.
-    def __call__(self, *args, **kwargs):
-        return train(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -72,6 +72,8 @@ def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=N
     counts = sorted({inputs.check_threads(t) for t in (threads or benchmark.thread_counts())})
     if repeats is not None and (isinstance(repeats, bool) or int(repeats) < 1):
         raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    if blas_threads is not None and (isinstance(blas_threads, bool) or int(blas_threads) < 1):
+        raise ValueError(f"blas_threads must be a positive integer or None, got {blas_threads!r}")
     start = time.perf_counter()
 
     def say(msg):
@@ -80,8 +82,6 @@ def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=N
     workload = benchmark.load_workload(hidden, batch, data_dir=data_dir, synthetic=synthetic)
     say(f"workload {workload.label()}, {workload.n_params:,} params: {workload.description}")
     say("reference: computing the reference gradient (slow: the book's loop)")
-    if blas_threads is not None and (isinstance(blas_threads, bool) or int(blas_threads) < 1):
-        raise ValueError(f"blas_threads must be a positive integer or None, got {blas_threads!r}")
     ref, ref_s = benchmark.compute_reference(workload, blas_threads)
     say(f"reference: {ref_s:.2f} s")
     report = {"schema": SCHEMA, "fastgrad": __version__,
@@ -158,10 +158,10 @@ def _time_all(report, names, counts, workload, ref, ref_s, checked, quick, repea
                          "median_s": tm.median, "min_s": tm.min, "rounds": tm.rounds,
                          "loops": tm.loops, "times_s": tm.times, "max_abs_error": err,
                          "ok": ok, "main": t is None or t == counts[-1]})
-    main = {r["method"]: r for r in rows if r["main"]}
-    for r in rows:
-        r["speedup_vs_reference"] = main["reference"]["median_s"] / r["median_s"]
-        r["cost_vs_backprop"] = r["median_s"] / main["backprop"]["median_s"]
+    main = {r["method"]: r["median_s"] for r in rows if r["main"]}
+    for r in rows:  # backprop is missing only if it failed validation
+        r["speedup_vs_reference"] = main["reference"] / r["median_s"]
+        r["cost_vs_backprop"] = r["median_s"] / main["backprop"] if "backprop" in main else None
         one = next((o for o in rows if o["method"] == r["method"] and o["threads"] == 1), None)
         r["speedup_vs_1_thread"] = (one["median_s"] / r["median_s"]
                                     if one and r["threads"] is not None else None)
@@ -219,7 +219,7 @@ def format_report(report):
     w, env = report["workload"], report["environment"]
     out = [f"fastgrad bench ({report['mode']}): {'-'.join(map(str, w['layers']))} TwoLayerNet, "
            f"batch {w['batch']}, {w['n_params']:,} params, h={w['h']:g}",
-           f"data: {w['description']}",
+           f"data: {'SYNTHETIC, ' if w['data'] == 'synthetic' else ''}{w['description']}",
            f"CPU: {env['cpu']} ({env['usable_cpus']} usable of {env['logical_cpus']} logical"
            f"{', ' + ', '.join(env['simd']) if env['simd'] else ''}); load average "
            + (", ".join(f"{x:.2f}" for x in env["load_average"]) if env["load_average"] else "-"),
@@ -229,7 +229,7 @@ def format_report(report):
            "methods (column 'BLAS threads')",
            "", "validation against the reference (max |error|; tolerance "
            f"{report['tolerance']['numerical']:g} numerical, "
-           f"{report['tolerance']['analytic']:g} for analytic backprop):"]
+           f"{report['tolerance']['analytic']:g} sanity bound for analytic backprop):"]
     out += ["  " + line for line in _table(
         ("method", "threads", "max |error|", "tol", "result"),
         [(v["method"], v["threads"] or "-", f"{v['max_abs_error']:.2e}", f"{v['tol']:g}",

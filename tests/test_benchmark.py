@@ -20,23 +20,30 @@ from fastgrad import benchmark as fb
 from fastgrad import benchreport, config
 from fastgrad.cli import main
 from fastgrad.commands import bench as bench_cmd
+from fastgrad.idx import DataIntegrityError
 from fastgrad.methods import METHODS, Method
 
 TINY = ["--hidden", "5", "--batch", "3"]
 FIRST_TEST_LABELS = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+MNIST_TEST = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 
 def _shared_mnist() -> Path | None:
     env = os.environ.get("FASTGRAD_SHARED_DATA")
     roots = [Path(env), Path(env) / "mnist"] if env else []
     roots.append(Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist")
-    return next((r for r in roots if all((r / f"{n}.gz").is_file() for n in fb.MNIST_TEST)),
-                None)
+    return next((r for r in roots if all((r / f).is_file() for f in MNIST_TEST)), None)
 
 
 SHARED = _shared_mnist()
 needs_shared = pytest.mark.skipif(SHARED is None, reason="real MNIST test files not found "
                                   "(../shared/data/mnist or $FASTGRAD_SHARED_DATA)")
+try:
+    import matplotlib  # noqa: F401
+
+    HAVE_MPL = True
+except ImportError:  # the [test] extra has no matplotlib
+    HAVE_MPL = False
 
 
 @pytest.fixture(scope="module")
@@ -52,24 +59,22 @@ def test_cli_choices_match_registry():
     assert bench_cmd.METHOD_NAMES == tuple(METHODS)
 
 
-def test_synthetic_workload_is_seeded_and_mnist_like():
+def test_synthetic_workload_is_seeded_and_labelled():
     w = fb.load_workload(5, 200, synthetic=True)
     again = fb.load_workload(5, 200, synthetic=True)
-    assert w.data == "synthetic" and "SYNTHETIC" in w.description
+    assert w.data == "synthetic" and "synthetic" in w.description
     assert w.layers == (784, 5, 10) and w.batch == 200 and w.n_params == 784 * 5 + 5 + 50 + 10
     np.testing.assert_array_equal(w.x, again.x)
     np.testing.assert_array_equal(w.params["W1"], again.params["W1"])
-    assert w.x.min() == 0.0 and w.x.max() == 1.0
-    assert abs(np.mean(w.x != 0) - fb.MNIST_NONZERO) < 0.02
-    image = w.x.reshape(-1, 28, 28)
-    assert not image[:, :4].any() and not image[:, :, 24:].any()  # MNIST's 20x20 box
+    assert w.x.dtype == np.float64 and w.labels.dtype == np.int64  # ready for the kernels
+    assert w.x.min() == 0.0 and w.x.max() <= 1.0 and 0.1 < np.mean(w.x != 0) < 0.3
     assert set(np.unique(w.labels)) <= set(range(10))
 
 
 @needs_shared
 def test_real_workload_is_the_first_test_digits():
     for w in (fb.load_workload(5, 10), fb.load_workload(5, 10, data_dir=SHARED)):
-        assert w.data == "mnist" and "MNIST test digits 0-9" in w.description
+        assert w.data == "mnist" and "0..9" in w.description
         assert w.labels.tolist() == FIRST_TEST_LABELS
         assert w.x.dtype == np.float64 and w.x.max() == 1.0
     with pytest.raises(ValueError, match="at most 10000"):
@@ -77,17 +82,17 @@ def test_real_workload_is_the_first_test_digits():
 
 
 def test_explicit_data_dir_must_hold_the_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no t10k-images-idx3-ubyte.gz"):
+    with pytest.raises(FileNotFoundError, match="not found"):
         fb.load_workload(5, 3, data_dir=tmp_path)
 
 
 @needs_shared
 def test_tampered_data_is_refused(tmp_path):
-    shutil.copy(SHARED / "t10k-images-idx3-ubyte.gz", tmp_path)
-    raw = bytearray(gzip.decompress((SHARED / "t10k-labels-idx1-ubyte.gz").read_bytes()))
+    shutil.copy(SHARED / MNIST_TEST[0], tmp_path)
+    raw = bytearray(gzip.decompress((SHARED / MNIST_TEST[1]).read_bytes()))
     raw[8] = (raw[8] + 1) % 10  # relabel the first digit
-    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes(raw)))
-    with pytest.raises(fb.idx.DataIntegrityError, match="SHA-256"):
+    (tmp_path / MNIST_TEST[1]).write_bytes(gzip.compress(bytes(raw)))
+    with pytest.raises(DataIntegrityError):
         fb.load_workload(5, 3, data_dir=tmp_path)
 
 
@@ -208,7 +213,10 @@ def test_cli_quick_json_schema(quick_report):
     assert report["startup"] is None  # --no-compile
     env = report["environment"]
     assert env["threading_layer"] and env["cpu"] and env["blas"]
-    assert (d / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if HAVE_MPL:
+        assert (d / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:
+        assert not (d / "r.png").exists()
 
 
 def test_cli_compare_flags_regressions(quick_report, tmp_path, capsys):

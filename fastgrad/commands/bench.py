@@ -13,7 +13,7 @@ def register(subparsers):
     p = subparsers.add_parser(
         "bench", help="validate and time the gradient methods",
         description="Check every method against the NumPy reference (max |error| <= 1e-9; "
-                    "1e-6 for analytic backprop), then time it and print time per gradient, "
+                    "1e-5 for analytic backprop), then time it and print time per gradient, "
                     "speed-up vs the reference, cost vs backprop, thread scaling and "
                     "start-up (compile) time. Exit status 1 if a method fails validation "
                     "or, with --compare, is more than 25%% slower than the baseline.")

@@ -139,8 +139,11 @@ def _time_all(report, names, counts, workload, ref, ref_s, checked, quick, repea
             report["notes"].append(f"{name} failed validation and was not timed")
             continue
         for t in (counts if entry.compiled else [None]):
+            # validation already loaded the kernels: a slow method needs no warm-up
+            slow = max((v["seconds"] for v in report["validation"] if v["method"] == name),
+                       default=0.0) > 1.0
             kw = {"repeats": rep, "budget_s": budget, "min_rounds": min_rounds,
-                  "round_s": round_s, "blas_threads": blas}
+                  "round_s": round_s, "blas_threads": blas, "warmup": 0 if slow else 1}
             if name == "reference":
                 # the validation run is round one; --quick times the reference only then
                 kw.update(first_round=(ref_s, ref), repeats=1 if quick else rep,

@@ -32,7 +32,7 @@ def _silent(_msg):
 
 def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=None,
                   quick=False, verify_only=False, compile_time=True, data_dir=None,
-                  synthetic=False, blas_threads=1, log=_silent):
+                  synthetic=False, blas_threads=None, log=_silent):
     """Validate, then time, every method; return the report dict.
 
     Parameters

@@ -204,7 +204,8 @@ def test_cli_quick_json_schema(quick_report):
     for r in rows.values():
         assert 0 < r["min_s"] <= r["median_s"] and r["rounds"] == len(r["times_s"]) >= 1
         assert r["speedup_vs_reference"] > 0 and r["cost_vs_backprop"] > 0 and r["ok"]
-        assert r["blas_threads"] == 1
+        if r["threads"] is not None:  # Numba methods: BLAS pinned to one thread
+            assert r["blas_threads"] == 1
     assert rows[("reference", None)]["rounds"] == 1  # --quick: its validation run only
     assert rows[("reference", None)]["speedup_vs_reference"] == 1.0
     assert rows[("backprop", None)]["cost_vs_backprop"] == 1.0

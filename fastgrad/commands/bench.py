@@ -33,10 +33,10 @@ def register(subparsers):
                    help="validate every method at every thread count, time nothing")
     p.add_argument("--no-compile", dest="compile_time", action="store_false",
                    help="skip the cold/warm start-up measurement (subprocesses)")
-    p.add_argument("--blas-threads", type=_blas_arg, default=1, metavar="N|auto",
-                   help="BLAS threads of the NumPy methods (default: %(default)s: their small "
-                        "products gain nothing from threads, and busy cores make OpenBLAS "
-                        "threads very slow); Numba methods always run with 1")
+    p.add_argument("--blas-threads", type=_blas_arg, default=None, metavar="N|auto",
+                   help="BLAS threads of the NumPy methods (default: auto, the BLAS's own "
+                        "choice, as a user runs the reference; on a busy machine 1 is steadier "
+                        "but slower); Numba methods always run with 1")
     p.add_argument("--data-dir", metavar="DIR",
                    help="folder with t10k-images/labels-idx*-ubyte.gz (default: "
                         "$FASTGRAD_SHARED_DATA, ../shared/data/mnist, the download cache; "

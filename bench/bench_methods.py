@@ -25,10 +25,12 @@ def _call(method, w, threads=None):
 
 
 def _measure(benchmark, method, w, threads=None, rounds=None):
-    """Time one method (pedantic ``rounds`` if given) with BLAS at 1 thread, as the CLI."""
+    """Time one method (pedantic ``rounds`` if given) with BLAS threads as the CLI sets them:
+    one for Numba methods, the BLAS's own choice for NumPy ones."""
+    compiled = METHODS[method].compiled
     benchmark.extra_info.update(method=method, layers=list(w.layers), batch=w.batch,
-                                threads=threads if METHODS[method].compiled else None)
-    with fb.blas_limits(1) as blas:
+                                threads=threads if compiled else None)
+    with fb.blas_limits(1 if compiled else None) as blas:
         benchmark.extra_info["blas_threads"] = blas
         if rounds is None:
             return benchmark(_call(method, w, threads))

@@ -8,7 +8,6 @@ touches the network.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import secrets
@@ -114,6 +113,9 @@ CHECKSUMS = MappingProxyType({
             None, "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34", 10008),
     }),
 })
+# Decompression limit for a file whose digest gives no raw_size: the largest
+# known IDX file plus a margin (a bigger file needs raw_size in its FileDigest).
+_MAX_RAW_SIZE = max(d.raw_size for files in CHECKSUMS.values() for d in files.values()) + (4 << 20)
 
 
 class DownloadError(OSError):
@@ -333,6 +335,8 @@ def _write_npz(path, arrays, sources, expected):
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, format=np.array(_NPZ_FORMAT), expected=np.array(expected),
                      source_sha256=np.array(sources), **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())  # data on disk before the rename makes it visible
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -411,6 +415,8 @@ def _download_from(session, url, base, fname, digest, directory, progress):
                 _copy_file(url, out, fname, progress)
             else:
                 _copy_http(session, url, out, fname, progress)
+            out.flush()
+            os.fsync(out.fileno())  # data on disk before the rename makes it visible
         sha, raw, how = _verify(tmp, fname, digest, base)
         if raw is None:
             raw = _gunzip(tmp, fname, base)
@@ -501,10 +507,48 @@ def _verify(path, fname, digest, source, trusted_sha=None):
 
 
 def _gunzip(path, fname, source, digest=None, gz_sha=None):
+    """Decompress a .gz file (all its members) without ever holding more than the limit.
+
+    The limit is ``digest.raw_size`` when known, else :data:`_MAX_RAW_SIZE`:
+    output beyond it is refused as soon as it appears, so a gzip bomb costs
+    at most the limit in memory, not its full expansion.
+    """
+    limit = _MAX_RAW_SIZE if digest is None or digest.raw_size is None else digest.raw_size
+    parts, size, members = [], 0, 0
     try:
         with open(path, "rb") as fh:
-            return gzip.decompress(fh.read())
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # truncated or damaged
+            d, pending = None, b""
+            while True:
+                if d is None:  # before a member: skip zero padding, stop at end of file
+                    pending = pending.lstrip(b"\0")
+                    while not pending and (pending := fh.read(_CHUNK)):
+                        pending = pending.lstrip(b"\0")
+                    if not pending:
+                        if members:
+                            break
+                        raise EOFError("empty file")
+                    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                data = pending or fh.read(_CHUNK)
+                if not data:
+                    raise EOFError("compressed file ended before the end-of-stream marker "
+                                   "was reached")
+                # max_length stays >= 1 (0 would mean "no limit")
+                out = d.decompress(data, limit + 1 - size)
+                size += len(out)
+                if size > limit:
+                    want = (f"the expected {limit} bytes" if digest is not None
+                            and digest.raw_size is not None else f"the {limit}-byte limit")
+                    raise DataIntegrityError(
+                        f"{fname} from {source}: decompresses to more than {want} "
+                        f"(refused as a possible gzip bomb)", filename=fname,
+                        expected=str(limit), actual=f">{limit} bytes", source=source)
+                parts.append(out)
+                if d.eof:
+                    members += 1
+                    pending, d = d.unused_data, None
+                else:
+                    pending = d.unconsumed_tail
+    except (EOFError, zlib.error) as exc:  # truncated or damaged
         detail = ""
         if digest is not None:
             want = " or ".join(f"{kind} sha256 {value}" for kind, value in (
@@ -514,6 +558,7 @@ def _gunzip(path, fname, source, digest=None, gz_sha=None):
             f"{fname} from {source}: not a valid gzip file ({exc}){detail}", filename=fname,
             expected=digest and (digest.gz_sha256 or digest.raw_sha256), actual=gz_sha,
             source=source) from exc
+    return b"".join(parts)
 
 
 def _summary(fname, directory, problems):

@@ -14,6 +14,8 @@ import os
 import shutil
 import socket
 import sys
+import tracemalloc
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -250,6 +252,62 @@ def test_truncated_transfer_leaves_no_partial_file(site, mirror, tmp_path):
     assert _leftovers(cache) == []
 
 
+def _bomb(size: int) -> bytes:
+    """``size`` zero bytes gzipped a MiB at a time: a gzip bomb in miniature (~1000:1)."""
+    c = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    zeros = bytes(1 << 20)
+    return b"".join([*(c.compress(zeros) for _ in range(size >> 20)), c.flush()])
+
+
+@pytest.mark.parametrize("raw_size_known", [True, False], ids=["raw_size", "default-cap"])
+def test_gzip_bomb_refused_without_expanding(site, tmp_path, monkeypatch, raw_size_known):
+    folder, checksums = site
+    limit = 1 << 20  # a test-sized limit; the bomb expands to 64 times that
+    (folder / TRAIN_IMG).write_bytes(_bomb(64 << 20))
+    if not raw_size_known:
+        monkeypatch.setattr(data, "_MAX_RAW_SIZE", limit)
+    # raw digest only, as for Fashion-MNIST: the .gz must be decompressed to be checked
+    checksums = {**checksums, TRAIN_IMG: FileDigest(
+        None, checksums[TRAIN_IMG].raw_sha256, limit if raw_size_known else None)}
+    cache = tmp_path / "cache"
+    tracemalloc.start()
+    try:
+        with serve(folder) as m, pytest.raises(DataIntegrityError) as info:
+            load_mnist(data_dir=cache, mirrors=[m.url], checksums=checksums, progress=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = str(info.value)
+    for part in (TRAIN_IMG, f"more than the {'expected ' if raw_size_known else ''}{limit}",
+                 "gzip bomb", m.url):
+        assert part in message
+    assert info.value.filename == TRAIN_IMG and m.requests == [TRAIN_IMG]
+    assert peak < 16 << 20  # stopped just past the limit, never near the 64 MiB expansion
+    assert not cache.exists() or list(cache.iterdir()) == []
+
+
+def test_downloads_and_npz_are_fsynced_before_rename(site, mirror, tmp_path, monkeypatch):
+    _, checksums = site
+    synced, renamed = set(), []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        synced.add(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    def replace(src, dst, *args, **kwargs):
+        renamed.append(Path(dst).name)
+        assert os.stat(src).st_ino in synced, f"{dst} renamed into place before fsync"
+        real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    cache = tmp_path / "cache"
+    load_mnist(data_dir=cache, mirrors=[mirror.url], checksums=checksums, progress=False)
+    assert sorted(renamed) == sorted([TRAIN_IMG, TRAIN_LAB, TEST_IMG, TEST_LAB,
+                                      "fastgrad-mnist.npz"])
+
+
 def test_dead_and_missing_mirrors_fall_through(site, mirror, tmp_path):
     _, checksums = site
     (tmp_path / "empty").mkdir()
@@ -461,12 +519,9 @@ def test_cli_download(site, mirror, tmp_path, monkeypatch, capsys):
 
 
 def test_cli_main_exit_code(site, mirror, tmp_path, capsys):
-    try:
-        from fastgrad.cli import build_parser, main
+    from fastgrad.cli import build_parser, main  # a broken CLI import fails here
 
-        build_parser()  # every subcommand module and fastgrad.__version__ must exist
-    except ImportError as exc:
-        pytest.skip(f"fastgrad.cli not usable yet: {exc}")
+    build_parser()  # every subcommand module and fastgrad.__version__ must exist
     code = main(["download", "--mirror", mirror.url, "--data-dir", str(tmp_path / "c"),
                  "--no-progress"])
     assert code == 2 and "440fcabf" in capsys.readouterr().err

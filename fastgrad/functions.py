@@ -9,8 +9,13 @@ LOG_EPS = 1e-7
 
 
 def sigmoid(x):
-    """Logistic function ``1 / (1 + exp(-x))``."""
-    return 1.0 / (1.0 + np.exp(-x))
+    """Logistic function ``1 / (1 + exp(-x))``.
+
+    ``exp(-x)`` overflows to inf for ``x < -709``, which gives exactly the
+    limit 0; the overflow warning is silenced for that.
+    """
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
 
 
 def sigmoid_grad(x):

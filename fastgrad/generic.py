@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numba.core.errors import TypingError
 from numba.core.registry import CPUDispatcher
 
 from fastgrad import config, inputs, reference
@@ -48,9 +49,14 @@ def numerical_gradient(f, x, h=1e-4, threads=None):
     work = np.array(arr, dtype=np.float64, order="C", copy=True)
     if not np.all(np.isfinite(work)):
         raise ValueError("x contains NaN or Inf")
-    if isinstance(f, CPUDispatcher):
-        with numba_threads(threads):
-            flat = generic_gradient(f, work.reshape(-1), work.shape, h,
-                                    config.n_chunks(threads, work.size))
+    # A 0-d array cannot be reshaped inside a kernel: one element needs no threads.
+    if isinstance(f, CPUDispatcher) and work.ndim > 0:
+        try:
+            with numba_threads(threads):
+                flat = generic_gradient(f, work.reshape(-1), work.shape, h,
+                                        config.n_chunks(threads, work.size))
+        except TypingError as exc:
+            raise TypeError(f"f must compile as a scalar function of one float64 array of "
+                            f"shape {work.shape}: {' '.join(str(exc).split())[:400]}") from None
         return flat.reshape(work.shape)
     return reference.numerical_gradient(f, work, h)

@@ -18,15 +18,19 @@ PARAM_SHAPES = {"W1": "(input, hidden)", "b1": "(hidden,)", "W2": "(hidden, outp
                 "b2": "(output,)"}
 
 
-def _as_float_array(value, name):
-    if isinstance(value, np.ndarray) and value.dtype == object or isinstance(value, str):
-        raise TypeError(f"{name} must be a numeric array, got {type(value).__name__}")
+def _as_float_array(value, name, allow_bool=False):
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(f"{name} must be a plain array: masked arrays would silently "
+                        "lose their mask (fill or compress them first)")
+    if isinstance(value, str):
+        raise TypeError(f"{name} must be a numeric array, got str")
     try:
         arr = np.asarray(value)
     except Exception as exc:  # ragged lists and the like
         raise TypeError(f"{name} must be a numeric array: {exc}") from None
-    if arr.dtype == bool or not (
+    if (arr.dtype == bool and not allow_bool) or not (
         np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+        or arr.dtype == bool
     ):
         raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
     arr = np.ascontiguousarray(arr, dtype=np.float64)
@@ -35,13 +39,22 @@ def _as_float_array(value, name):
     return arr
 
 
-def check_h(h):
-    """Return ``h`` as a positive finite float."""
+#: Steps the network methods accept. Above 1 a step is no derivative estimate
+#: for this network (and ``expm1(h z)`` could overflow); below 1e-300 the
+#: ``1 / 2h`` of the difference quotient would overflow.
+NET_H_RANGE = (1e-300, 1.0)
+
+
+def check_h(h, valid_range=None):
+    """Return ``h`` as a positive finite float, within ``valid_range`` if given."""
     if isinstance(h, bool) or not isinstance(h, numbers.Real):
         raise TypeError(f"h must be a real number, got {type(h).__name__}")
     h = float(h)
     if not np.isfinite(h) or h <= 0.0:
         raise ValueError(f"h must be positive and finite, got {h!r}")
+    if valid_range is not None and not valid_range[0] <= h <= valid_range[1]:
+        raise ValueError(f"h must lie in [{valid_range[0]:g}, {valid_range[1]:g}] for the "
+                         f"network's gradient, got {h!r}")
     return h
 
 
@@ -63,7 +76,11 @@ def check_threads(threads):
 
 
 def check_params(params):
-    """Return ``{W1, b1, W2, b2}`` as contiguous float64 copies with consistent shapes."""
+    """Return ``{W1, b1, W2, b2}`` as C-contiguous float64 arrays with consistent shapes.
+
+    Arrays already in that form are returned as they are (not copied): the
+    kernels only read them and the reference perturbs a copy of its own.
+    """
     if not hasattr(params, "keys"):
         raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
     missing = [name for name in PARAM_SHAPES if name not in params]
@@ -104,7 +121,7 @@ def check_x(x, n_in):
 
 def check_labels(t, batch, n_out):
     """Return integer labels ``(batch,)`` from one-hot rows or integer(-valued) labels."""
-    arr = _as_float_array(t, "t")
+    arr = _as_float_array(t, "t", allow_bool=True)
     if arr.ndim == 2 and arr.shape == (batch, n_out) and not (n_out == 1 and batch == 1):
         if not np.all((arr == 0.0) | (arr == 1.0)) or not np.all(arr.sum(axis=1) == 1.0):
             raise ValueError("t given as rows must be one-hot: each row exactly one 1, rest 0")
@@ -125,7 +142,7 @@ def check_labels(t, batch, n_out):
 
 
 def check_batch(params, x, t):
-    """Validate a (params, x, t) triple; return converted copies."""
+    """Validate a (params, x, t) triple; return converted arrays."""
     params = check_params(params)
     n_in = params["W1"].shape[0]
     n_out = params["W2"].shape[1]

@@ -120,7 +120,7 @@ def compute_gradient(method, params, x, t, h=1e-4, threads=None):
     t : array_like
         Integer labels ``(batch,)`` or one-hot rows ``(batch, O)``.
     h : float
-        Central-difference step (ignored by ``backprop``).
+        Central-difference step in ``[1e-300, 1]`` (ignored by ``backprop``).
     threads : int, optional
         Numba threads; default ``$FASTGRAD_THREADS`` or all cores.
 
@@ -130,7 +130,7 @@ def compute_gradient(method, params, x, t, h=1e-4, threads=None):
         Gradient arrays (float64) shaped like ``params``.
     """
     entry = check_method(method)
-    h = inputs.check_h(h)
+    h = inputs.check_h(h, inputs.NET_H_RANGE)
     threads = inputs.check_threads(threads)
     params, x, labels = inputs.check_batch(params, x, t)
     return entry.func(params, x, labels, h, threads)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from fastgrad import inputs, reference
@@ -29,10 +31,17 @@ class TwoLayerNet:
                 raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
+        if isinstance(weight_init_std, bool) or not isinstance(weight_init_std, numbers.Real):
+            raise TypeError(f"weight_init_std must be a real number, "
+                            f"got {type(weight_init_std).__name__}")
         std = float(weight_init_std)
         if not np.isfinite(std) or std < 0:
             raise ValueError(f"weight_init_std must be finite and >= 0, got {weight_init_std!r}")
-        rng = np.random.default_rng(seed)
+        try:
+            rng = np.random.default_rng(seed)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"seed must be None, a non-negative integer or a Generator: "
+                             f"{exc}") from None
         self.params = {
             "W1": std * rng.standard_normal((input_size, hidden_size)),
             "b1": np.zeros(hidden_size),

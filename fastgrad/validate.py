@@ -105,7 +105,7 @@ def validate(params, x, t, methods=None, tol=DEFAULT_TOL, h=1e-4, threads=None,
         gradient, then (informational, infinite tolerance) the reference vs
         the book's backprop.
     """
-    h = inputs.check_h(h)
+    h = inputs.check_h(h, inputs.NET_H_RANGE)
     threads = inputs.check_threads(threads)
     for name, value in (("tol", tol), ("backprop_tol", backprop_tol)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:

@@ -62,6 +62,19 @@ def test_integer_and_float32_inputs_are_converted():
     assert g32.dtype == np.float64
 
 
+def test_zero_dimensional_input():
+    f = njit(lambda a: a**3)
+    x = np.array(2.0)
+    for fn in (f, lambda a: float(a**3)):
+        g = fastgrad.numerical_gradient(fn, x)
+        assert g.shape == () and abs(g - 12.0) < 1e-6
+
+
+def test_jitted_function_of_the_wrong_kind():
+    with pytest.raises(TypeError, match="f must compile"):
+        fastgrad.numerical_gradient(njit(lambda a, b: a[0] + b), np.ones(3))
+
+
 def test_bad_inputs():
     with pytest.raises(TypeError, match="f must be callable"):
         fastgrad.numerical_gradient(3, np.ones(2))

@@ -54,6 +54,9 @@ def _bad_calls(params, x, t):
         ("h NaN", {"h": float("nan")}, ValueError, "h must be positive and finite"),
         ("h Inf", {"h": float("inf")}, ValueError, "h must be positive and finite"),
         ("h string", {"h": "1e-4"}, TypeError, "h must be a real number"),
+        ("h above 1", {"h": 2.0}, ValueError, r"h must lie in \[1e-300, 1\]"),
+        ("h subnormal", {"h": 5e-324}, ValueError, r"h must lie in"),
+        ("x masked", {"x": np.ma.masked_array(x, mask=x > 0)}, TypeError, "masked"),
         ("threads zero", {"threads": 0}, ValueError, "threads must be between 1"),
         ("threads huge", {"threads": 10_000}, ValueError, "threads must be between 1"),
         ("threads float", {"threads": 1.5}, TypeError, "threads must be an integer"),
@@ -65,12 +68,11 @@ def _bad_calls(params, x, t):
 def test_bad_inputs_raise_clear_errors(case, method):
     params, x, t = case
     before = {k: v.copy() for k, v in params.items()}
-    for what, override, exc, pattern in _bad_calls(params, x, t):
+    for _what, override, exc, pattern in _bad_calls(params, x, t):
         kwargs = {"params": params, "x": x, "t": t, "h": 1e-4, "threads": None, **override}
         with pytest.raises(exc, match=pattern):
             compute_gradient(method, **kwargs)
         _assert_unchanged(params, before)
-        assert what
 
 
 def test_unknown_method(case):
@@ -84,6 +86,14 @@ def test_unknown_method(case):
         net.numerical_gradient(x, t, method="backprop")
 
 
+def test_boolean_one_hot_labels_are_accepted(case):
+    params, x, t = case
+    one_hot = np.eye(3, dtype=bool)[t]
+    a = compute_gradient("incremental", params, x, one_hot)
+    b = compute_gradient("incremental", params, x, t)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
 def test_network_constructor_validation():
     with pytest.raises(ValueError, match="hidden_size"):
         TwoLayerNet(784, 0, 10)
@@ -91,6 +101,10 @@ def test_network_constructor_validation():
         TwoLayerNet(784.0, 50, 10)
     with pytest.raises(ValueError, match="weight_init_std"):
         TwoLayerNet(784, 50, 10, weight_init_std=float("nan"))
+    with pytest.raises(TypeError, match="weight_init_std"):
+        TwoLayerNet(784, 50, 10, weight_init_std=None)
+    with pytest.raises(ValueError, match="seed"):
+        TwoLayerNet(784, 50, 10, seed=-1)
 
 
 def test_net_methods_validate_after_params_replaced(case):

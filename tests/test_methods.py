@@ -5,12 +5,16 @@ Tolerance: float64 JIT vs reference, max abs <= 1e-9 (TOL).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fastgrad import TwoLayerNet, compute_gradient, reference
+from fastgrad import TwoLayerNet, compute_gradient, config, reference
 from fastgrad.kernels.incremental import POLY_MAX
 from fastgrad.methods import COMPILED_METHODS, METHODS, NUMERICAL_METHODS
 from tests.cases import make_case
@@ -82,11 +86,16 @@ def test_real_mnist_numerical_vs_backprop(mnist_case):
     assert max_abs_diff(expected, exact) <= 1e-8
 
 
-def test_incremental_is_the_finite_difference_not_the_derivative():
+@pytest.mark.parametrize("small_rows", [6, 3], ids=["series-path", "mixed-paths"])
+def test_incremental_is_the_finite_difference_not_the_derivative(small_rows):
     """With a large step the central difference's O(h^2) error is visible; the
-    incremental method reproduces it instead of the analytic derivative."""
+    incremental method reproduces it instead of the analytic derivative, on
+    its series path (small W2 rows) and where both paths are taken."""
     params, x, t = make_case(30, 6, 5, 8, 11)
+    params["W2"][:small_rows] *= 0.2
     h = 1e-2
+    eps = 0.25 * h * np.abs(params["W2"]).max(axis=1)
+    assert np.all(eps[:small_rows] <= POLY_MAX) and np.all(eps[small_rows:] > POLY_MAX)
     expected = compute_gradient("reference", params, x, t, h=h)
     got = compute_gradient("incremental", params, x, t, h=h)
     exact = reference.backprop_gradient(params, x.astype(np.float64), t, exact=True)
@@ -105,6 +114,27 @@ def test_incremental_direct_path_for_large_weights():
     assert max_abs_diff(got, expected) <= TOL
 
 
+def test_saturated_hidden_units():
+    """exp(-a) overflows for a < -709: the unit is exactly 0 and stays so."""
+    params, x, t = make_case(8, 4, 3, 5, 0)
+    params["b1"][0] = -720.0
+    params["b1"][1] = 720.0
+    expected = compute_gradient("reference", params, x, t)
+    for method in JIT_METHODS:
+        got = compute_gradient(method, params, x, t)
+        assert all(np.all(np.isfinite(g)) for g in got.values())
+        assert max_abs_diff(got, expected) <= TOL
+
+
+def test_large_steps_and_inputs_take_the_direct_path():
+    params, x, t = make_case(8, 4, 3, 5, 1)
+    params["W2"][1] = 0.0  # a unit the loss ignores: no step size may turn it into NaN
+    x = x * 2000.0
+    expected = compute_gradient("reference", params, x, t, h=1.0)
+    got = compute_gradient("incremental", params, x, t, h=1.0)
+    assert max_abs_diff(got, expected) <= TOL
+
+
 def test_inputs_outside_unit_interval():
     params, x, t = make_case(15, 4, 3, 6, 13)
     x = (x - 0.3) * 4.0  # negative and > 1 values, no zeros
@@ -116,8 +146,32 @@ def test_inputs_outside_unit_interval():
 @pytest.mark.parametrize("method", JIT_METHODS)
 def test_bitwise_identical_for_any_thread_count(method):
     params, x, t = make_case(40, 8, 5, 12, 14)
-    results = [compute_gradient(method, params, x, t, threads=n) for n in (1, 2, 1)]
+    counts = sorted({1, config.max_threads()})
+    results = [compute_gradient(method, params, x, t, threads=n) for n in counts + [1]]
     assert all(bitwise_equal(results[0], r) for r in results[1:])
+
+
+THREADS_SCRIPT = """
+import sys, numpy as np
+from fastgrad import compute_gradient
+from tests.cases import make_case
+params, x, t = make_case(40, 8, 5, 12, 14)
+for method in ("jit", "incremental"):
+    runs = [compute_gradient(method, params, x, t, threads=n) for n in (1, 3, 4)]
+    for r in runs[1:]:
+        assert all(np.array_equal(runs[0][k], r[k]) for k in r), method
+print("ok")
+"""
+
+
+def test_bitwise_identical_for_more_threads_than_cores():
+    """1, 3 and 4 threads in a process started with 4 (more than this machine has)."""
+    env = {**os.environ, "NUMBA_NUM_THREADS": "4"}
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", THREADS_SCRIPT], env=env, cwd=root,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "ok"
 
 
 def test_thread_count_from_environment(monkeypatch):

@@ -18,8 +18,9 @@ evaluated with less work, and every shortcut below is exact up to rounding:
   ``M_m = sum_k y_k w_k^m`` and ``expm1``/``log1p`` of arguments that small are
   evaluated by their Taylor series; the truncation error (``eps^6/720`` and
   ``u^7/7`` for arguments ``eps``, ``u``) lies below the rounding error of
-  evaluating the same sums with ``math.exp``. Outside that range the kernel
-  takes the direct path with ``math.exp``/``math.log``.
+  evaluating the same sums with ``math.exp``. Outside that range (or for a
+  saturated unit, ``exp(-a) = inf``) the kernel recomputes the sample's
+  sigmoid and max-shifted softmax from scratch, as the reference does.
 
 So the O(h^2) truncation error of the central difference is kept; only its
 rounding noise differs from the reference's (it is smaller).
@@ -37,6 +38,10 @@ from fastgrad.kernels.forward import LOG_EPS, sample_hidden, sample_logits
 
 #: Largest ``|d| * max|w|`` for which the series below are exact to rounding.
 POLY_MAX = 1e-3
+#: Largest pre-activation step ``h |v|`` taken by the series path.
+STEP_MAX = 1.0
+DBL_MAX = np.finfo(np.float64).max
+
 #: Largest ``|u|`` for which the degree-6 ``log1p`` series is exact to rounding
 #: (covers the ``2 eps (1 + 3 eps)`` bound on the ratios when ``eps <= POLY_MAX``).
 LOG1P_POLY_MAX = 2.01e-3
@@ -87,20 +92,28 @@ def _logit_shift_diff(y_k, y_t, is_target, m0, x_plus, x_minus):
 
 
 @njit(**JIT_OPTIONS)
-def _direct_diff(e, em_plus, em_minus, z, y_row, w, t):
-    """``L(+) - L(-)`` of one sample for a hidden-unit shift, with ``math.exp``."""
-    out = 0.0
-    for side in range(2):
-        em = em_plus if side == 0 else em_minus
-        z_new = 1.0 / (1.0 + e + e * em)
-        d = -e * em * z * z_new
-        g = 0.0
-        for k in range(w.size):
-            g += y_row[k] * math.exp(d * w[k])
-        a = y_row[t] * math.exp(d * w[t]) + LOG_EPS * g
-        value = math.log(g) - math.log(a)
-        out += value if side == 0 else -value
-    return out
+def _shifted_loss(logits, w, d, t):
+    """``-log(softmax(logits + d w)[t] + 1e-7)``, max-shifted like the reference."""
+    m = logits[0] + d * w[0]
+    for k in range(1, w.size):
+        m = max(m, logits[k] + d * w[k])
+    total = 0.0
+    for k in range(w.size):
+        total += math.exp(logits[k] + d * w[k] - m)
+    return -math.log(math.exp(logits[t] + d * w[t] - m) / total + LOG_EPS)
+
+
+@njit(**JIT_OPTIONS)
+def _direct_diff(a, z, step, logits, w, t):
+    """``L(+) - L(-)`` of one sample for a hidden-unit shift of ``+-step``, from scratch.
+
+    Recomputes the sample's perturbed sigmoid and max-shifted softmax as the
+    reference does; used where the series' range or float64 range ends (large
+    steps or weights, saturated units).
+    """
+    d_p = 1.0 / (1.0 + math.exp(-(a + step))) - z
+    d_m = 1.0 / (1.0 + math.exp(-(a - step))) - z
+    return _shifted_loss(logits, w, d_p, t) - _shifted_loss(logits, w, d_m, t)
 
 
 @njit(inline="always", **JIT_OPTIONS)
@@ -131,8 +144,10 @@ def incremental_gradient(W1, b1, W2, b2, indptr, indices, values, labels, h):
     nnz = values.size
 
     # Unperturbed activations, one sample per iteration.
+    pre = np.empty((n_samples, n_hidden))  # hidden pre-activations a1
     exp_neg_a1 = np.empty((n_samples, n_hidden))
     z1 = np.empty((n_samples, n_hidden))
+    logits = np.empty((n_samples, n_out))
     y = np.empty((n_samples, n_out))
     em_plus = np.empty(nnz)  # expm1(-h v): exp(-(a + hv)) = exp(-a) (1 + em_plus)
     em_minus = np.empty(nnz)  # expm1(+h v) for the step a - hv
@@ -143,9 +158,11 @@ def incremental_gradient(W1, b1, W2, b2, indptr, indices, values, labels, h):
         sample_hidden(W1, b1, indptr, indices, values, n, a1)
         for j in range(n_hidden):
             e = math.exp(-a1[j])
+            pre[n, j] = a1[j]
             exp_neg_a1[n, j] = e
             z1[n, j] = 1.0 / (1.0 + e)
         sample_logits(W2, b2, z1[n], a2)
+        logits[n, :] = a2
         m = a2[0]
         for k in range(1, n_out):
             m = max(m, a2[k])
@@ -209,8 +226,11 @@ def incremental_gradient(W1, b1, W2, b2, indptr, indices, values, labels, h):
             a_base = y_t + LOG_EPS * m0
             start = indptr[n]
             stop = indptr[n + 1]
-            # |z' - z| <= |hv| / 4 (the sigmoid's slope is at most 1/4).
-            series_ok = 0.25 * h * max(v_max[n], 1.0) * w_max <= POLY_MAX
+            # |z' - z| <= |hv| / 4 (the sigmoid's slope is at most 1/4). The
+            # series also needs exp(-a) and expm1(+-hv) finite and hv small.
+            step_max = h * max(v_max[n], 1.0)
+            series_ok = (0.25 * step_max * w_max <= POLY_MAX and step_max <= STEP_MAX
+                         and e <= DBL_MAX)
             if series_ok:
                 for q in range(start, stop):
                     tmp[q - start] = _series_diff(
@@ -222,11 +242,10 @@ def incremental_gradient(W1, b1, W2, b2, indptr, indices, values, labels, h):
                     e, z, bias_em_plus, bias_em_minus, m0, m1, m2, m3, m4, m5, y_t, w_t, a_base
                 )
             else:
+                a = pre[n, j]
                 for q in range(start, stop):
-                    gW1_t[j, indices[q]] += _direct_diff(
-                        e, em_plus[q], em_minus[q], z, y_row, w, t
-                    )
-                gb1[j] += _direct_diff(e, bias_em_plus, bias_em_minus, z, y_row, w, t)
+                    gW1_t[j, indices[q]] += _direct_diff(a, z, h * values[q], logits[n], w, t)
+                gb1[j] += _direct_diff(a, z, h, logits[n], w, t)
             # W2[j, k] moves logit k by +-h z.
             x_plus = math.expm1(h * z)
             x_minus = math.expm1(-h * z)

@@ -22,8 +22,8 @@ import numpy as np
 from fastgrad import inputs
 from fastgrad.reference import PARAM_NAMES
 
-__all__ = ["Checkpoint", "CheckpointError", "EpochRecord", "History", "atomic_write", "load",
-           "save"]
+__all__ = ["Checkpoint", "CheckpointError", "EpochRecord", "History", "atomic_write", "invalid",
+           "load", "save"]
 
 FORMAT = 1
 #: Configuration keys every checkpoint carries (see :func:`fastgrad.training.train`).
@@ -182,6 +182,12 @@ def save(path, ckpt: Checkpoint):
     return atomic_write(path, write)
 
 
+def invalid(path, detail, what="resume") -> CheckpointError:
+    """The error for the checkpoint at ``path`` that fails a check (``detail``: which)."""
+    message = f"{what}: {path} is not a valid fastgrad checkpoint"
+    return CheckpointError(message if detail is None else f"{message}: {detail}")
+
+
 def load(path, what="resume"):
     """Read and check the checkpoint at ``path``.
 
@@ -195,7 +201,7 @@ def load(path, what="resume"):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what}: checkpoint {path} does not exist")
-    bad = f"{what}: {path} is not a valid fastgrad checkpoint"
+    bad = str(invalid(path, None, what))
     try:
         # our own handle: np.load leaks the one it opens when the zip is damaged
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
@@ -233,6 +239,13 @@ def _parse(raw):
         raise ValueError(f"config is missing {', '.join(missing)}")
     if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
         raise ValueError(f"iteration must be a non-negative integer, got {iteration!r}")
+    # the rest of the config is checked like the arguments by fastgrad.training.train
+    for key in ("input_size", "hidden_size", "output_size"):
+        size = config[key]
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"config {key} must be a positive integer, got {size!r}")
+    if not isinstance(config["data_sha256"], str):
+        raise ValueError(f"config data_sha256 must be a text, got {config['data_sha256']!r}")
 
     params = inputs.check_params({name: raw[name] for name in PARAM_NAMES})
     shape = (config["input_size"], config["hidden_size"], config["output_size"])

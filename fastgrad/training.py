@@ -15,6 +15,7 @@ checkpoint ends bitwise where an uninterrupted run ends.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import numbers
@@ -118,7 +119,8 @@ CHECKS = {
     "iters": _integer("iters"), "batch_size": _integer("batch_size"), "lr": _real("lr"),
     "hidden_size": _integer("hidden_size"), "output_size": _integer("output_size", minimum=2),
     "weight_init_std": _real("weight_init_std", positive=False),
-    "method": lambda v: methods.check_method(v).name, "h": inputs.check_h,
+    "method": lambda v: methods.check_method(v).name,
+    "h": lambda v: inputs.check_h(v, inputs.NET_H_RANGE),  # as compute_gradient checks it
     "seed": _integer("seed", minimum=0), "dataset": _dataset,
     "eval_every": _optional(_integer("eval_every")),
 }
@@ -127,15 +129,23 @@ IDENTITY = ("batch_size", "lr", "hidden_size", "output_size", "weight_init_std",
             "seed", "dataset", "eval_every")
 
 
-def _resolve(given, ckpt):
-    """The run's configuration: given values, else the checkpoint's, else the book's."""
+def _resolve(given, ckpt, resume=None):
+    """The run's configuration: given values, else the checkpoint's, else the book's.
+
+    The checkpoint's values pass the same checks as the arguments: one that
+    fails means the checkpoint ``resume`` is damaged (``CheckpointError``).
+    """
     config = {}
     for name, check in CHECKS.items():
         value = given[name]
         if ckpt is None:
             config[name] = check(DEFAULTS[name] if value is None else value)
             continue
-        saved = ckpt.config[name]
+        try:
+            saved = check(ckpt.config[name])
+        except (TypeError, ValueError) as exc:
+            raise ckpt_io.invalid(resume, f"config {name}={ckpt.config[name]!r}: {exc}") \
+                from None
         config[name] = saved if value is None else check(value)
         if name in IDENTITY and config[name] != saved:
             raise ValueError(f"{name}={config[name]!r} differs from the checkpoint's "
@@ -293,6 +303,8 @@ def train(data=None, *, dataset=None, data_dir=None, iters=None, batch_size=None
 
     Raises
     ------
+    fastgrad.checkpoint.CheckpointError
+        The checkpoint to resume is unreadable, or a value in it is invalid.
     TrainingDiverged
         NaN/Inf loss or parameters; nothing of the bad step is kept or saved.
     TrainingInterrupted
@@ -324,7 +336,7 @@ def train(data=None, *, dataset=None, data_dir=None, iters=None, batch_size=None
         if dataset not in (None, "custom"):
             raise ValueError("give data or dataset, not both")
         given["dataset"] = "custom"
-    config = _resolve(given, ckpt)
+    config = _resolve(given, ckpt, resume)
     if data is None and config["dataset"] == "custom":
         raise ValueError("dataset: 'custom' (the checkpoint's) means arrays: pass them as data")
     if data is None:
@@ -385,7 +397,16 @@ def train(data=None, *, dataset=None, data_dir=None, iters=None, batch_size=None
 
     lr, batch_size, grad_method, fd_step = (config[k] for k in ("lr", "batch_size", "method",
                                                                     "h"))
+    # every input of the gradient is checked once here, not on each step: x_train has no
+    # NaN/Inf and as many features as W1 has rows, t_train holds int64 labels in range,
+    # h and threads are checked, and each new set of parameters is checked for NaN/Inf
+    gradient = methods.METHODS[grad_method].func
+    params = inputs.check_params(params)  # float64, C-contiguous (no copy if already so)
     blas = ThreadpoolController()
+    # compiled methods: Numba threads do the work, and idle BLAS threads would only steal
+    # their cores; the NumPy methods keep BLAS's own threads
+    limit_blas = ((lambda: blas.limit(limits=1, user_api="blas"))
+                  if methods.METHODS[grad_method].compiled else contextlib.nullcontext)
     # (steps done, params, RNG state): replaced by a single assignment, so Ctrl-C
     # anywhere leaves a consistent state behind
     committed = (start, params, rng.bit_generator.state)
@@ -407,13 +428,12 @@ def train(data=None, *, dataset=None, data_dir=None, iters=None, batch_size=None
                     raise KeyboardInterrupt
                 params = committed[1]
                 pick = rng.integers(0, n_train, size=batch_size)
+                # fancy indexing copies: both come out C-contiguous
                 xb = np.ascontiguousarray(x_train[pick], dtype=np.float64)
                 tb = t_train[pick]
-                # Numba threads do the work; idle BLAS threads would only steal cores
-                with blas.limit(limits=1, user_api="blas"):
+                with limit_blas():
                     t0 = time.perf_counter()
-                    grad = methods.compute_gradient(grad_method, params, xb, tb, h=fd_step,
-                                                    threads=threads)
+                    grad = gradient(params, xb, tb, fd_step, threads)
                     timing["grad_time"] += time.perf_counter() - t0
                     timing["grad_calls"] += 1
                     new = {k: params[k] - lr * grad[k] for k in PARAM_NAMES}

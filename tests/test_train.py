@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import sys
 
@@ -389,6 +390,7 @@ def test_existing_checkpoint_is_not_overwritten_by_a_new_run(tmp_path):
     ({"seed": -1}, ValueError, "seed"),
     ({"eval_every": 0}, ValueError, "eval_every"),
     ({"h": 0.0}, ValueError, "h must"),
+    ({"h": 2.0}, ValueError, "h must"),
     ({"threads": 0}, ValueError, "threads"),
     ({"checkpoint_every": 0}, ValueError, "checkpoint_every"),
     ({"checkpoint_every": 5}, ValueError, "checkpoint_every needs a checkpoint"),
@@ -520,6 +522,43 @@ def test_corrupt_checkpoint(saved, damage, match):
         train(DATA, iters=20, checkpoint=saved, resume=True)
     assert isinstance(info.value, ValueError) and str(info.value).startswith("resume: ")
     assert _bytes_and_listing(saved) == before
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("method", "bogus", "unknown method 'bogus'"),
+    ("method", 3, "method must be a string"),
+    ("batch_size", -5, "batch_size must be at least 1"),
+    ("batch_size", 2.5, "batch_size must be an integer"),
+    ("lr", "abc", "lr must be a real number"),
+    ("lr", -1.0, "lr must be positive"),
+    ("eval_every", 0, "eval_every must be at least 1"),
+    ("h", 0, "h must be positive"),
+    ("seed", -1, "seed must be at least 0"),
+    ("iters", 0, "iters must be at least 1"),
+    ("hidden_size", "8", "hidden_size must be a positive integer"),
+    ("output_size", 3.0, "output_size must be a positive integer"),
+    ("weight_init_std", None, "weight_init_std must be a real number"),
+    ("dataset", "cifar", "dataset must be one of"),
+    ("input_size", "20", "input_size must be a positive integer"),
+    ("data_sha256", 5, "data_sha256 must be a text"),
+])
+def test_corrupt_checkpoint_config(saved, key, value, match):
+    with np.load(saved, allow_pickle=False) as z:
+        config = json.loads(str(z["meta"]))["config"]
+    original, config[key] = config[key], value
+    _rewrite(saved, meta=_meta(saved, config=config))
+    before = _bytes_and_listing(saved)
+    # giving the setting (its good value) does not excuse the bad one in the checkpoint
+    given = {key: original} if key in train_mod.CHECKS and key != "dataset" else {}
+    for kwargs in ({}, given):
+        with pytest.raises(CheckpointError) as info:
+            train(DATA, **{"iters": 20, **kwargs}, checkpoint=saved, resume=True)
+        message = str(info.value)
+        assert isinstance(info.value, ValueError)
+        assert message.startswith(f"resume: {saved} is not a valid fastgrad checkpoint: "
+                                  f"config {key}"), message
+        assert re.search(match, message), message
+        assert _bytes_and_listing(saved) == before
 
 
 def test_missing_checkpoint(tmp_path):

@@ -24,7 +24,9 @@ def register(subparsers):
     p.add_argument("--seed", type=int, default=0, help="seed of the weights (default 0)")
     p.add_argument("--methods", nargs="+", default=None,
                    choices=[m for m, e in METHODS.items() if e.numerical and e.compiled],
-                   help="methods to check (default: all JIT methods)")
+                   help="methods to check (default: all JIT methods): " + "; ".join(
+                       f"{m}: {e.summary}" for m, e in METHODS.items()
+                       if e.numerical and e.compiled))
     p.add_argument("--tol", type=float, default=DEFAULT_TOL,
                    help=f"max abs error vs the reference (default {DEFAULT_TOL:g})")
     p.add_argument("--backprop-tol", type=float, default=BACKPROP_TOL,

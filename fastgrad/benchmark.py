@@ -56,7 +56,7 @@ class Workload:
     x: np.ndarray = field(repr=False)
     labels: np.ndarray = field(repr=False)
     h: float
-    data: str  # "mnist" or "synthetic"
+    data: str  # "mnist" (real MNIST test digits) or "synthetic": reports compare it
     description: str
     seed: int
 

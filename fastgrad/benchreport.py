@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from fastgrad import __version__, benchmark, config, inputs
+from fastgrad.checkpoint import atomic_write
 from fastgrad.methods import METHODS, check_method
 
 SCHEMA = "fastgrad-bench/1"
@@ -32,7 +33,7 @@ def _silent(_msg):
 
 def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=None,
                   quick=False, verify_only=False, compile_time=True, data_dir=None,
-                  synthetic=False, blas_threads=None, log=_silent):
+                  synthetic=False, blas_threads=None, baseline=None, log=_silent):
     """Validate, then time, every method; return the report dict.
 
     Parameters
@@ -59,6 +60,10 @@ def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=N
     blas_threads : int or None
         BLAS threads of the NumPy methods (None: the BLAS's own choice); the
         compiled methods always run with one.
+    baseline : dict, optional
+        A saved report to compare with later: checked by
+        :func:`check_comparable` as soon as the workload is loaded, before
+        anything is measured.
     log : callable
         Receives one progress line at a time.
 
@@ -80,6 +85,8 @@ def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=N
         log(f"[{time.perf_counter() - start:6.1f} s] {msg}")
 
     workload = benchmark.load_workload(hidden, batch, data_dir=data_dir, synthetic=synthetic)
+    if baseline is not None:
+        check_comparable(baseline, workload.as_dict())
     say(f"workload {workload.label()}, {workload.n_params:,} params: {workload.description}")
     say("reference: computing the reference gradient (slow: the book's loop)")
     ref, ref_s = benchmark.compute_reference(workload, blas_threads)
@@ -285,9 +292,9 @@ def check_output_path(path, what):
 
 
 def save_json(report, path):
-    """Write the report as JSON (atomically enough: one write of the whole text)."""
-    text = json.dumps(report, indent=2)
-    check_output_path(path, "--json").write_text(text + "\n")
+    """Write the report as JSON, atomically: an old file is replaced whole or kept."""
+    text = (json.dumps(report, indent=2) + "\n").encode()
+    atomic_write(check_output_path(path, "--json"), lambda fh: fh.write(text))
 
 
 def load_json(path):
@@ -302,13 +309,34 @@ def load_json(path):
     return report
 
 
-def check_comparable(baseline, layers, batch, h):
-    """Raise ValueError unless ``baseline`` measured the same workload size and step."""
+def _workload_identity(w):
+    """What makes two workloads the same problem: size, step and the data it ran on.
+
+    ``data`` is the kind and data set of the digits: ``"mnist"`` for real MNIST
+    test digits, ``"synthetic"`` for the seeded stand-in (whose pixels also
+    depend on ``seed``).
+    """
+    return (list(w["layers"]), w["batch"], w["h"], w.get("data"), w.get("seed"))
+
+
+def _describe_workload(w):
+    data = w.get("data")
+    kind = ("synthetic digits" if data == "synthetic"
+            else f"real {data} test digits" if data else "unrecorded data")
+    return (f"{'-'.join(map(str, w['layers']))} batch {w['batch']} h={w['h']:g} on {kind} "
+            f"(seed {w.get('seed')})")
+
+
+def check_comparable(baseline, workload):
+    """Raise ValueError unless ``baseline`` measured the same workload as ``workload``.
+
+    Same layers, batch, step ``h``, seed and data (real MNIST digits or
+    synthetic ones), given as a report's ``workload`` dict.
+    """
     b = baseline["workload"]
-    if (list(b["layers"]), b["batch"], b["h"]) != (list(layers), batch, h):
-        raise ValueError(f"baseline measured {'-'.join(map(str, b['layers']))} batch "
-                         f"{b['batch']} h={b['h']:g}, this run {'-'.join(map(str, layers))} "
-                         f"batch {batch} h={h:g}: not comparable")
+    if _workload_identity(b) != _workload_identity(workload):
+        raise ValueError(f"baseline measured {_describe_workload(b)}, this run "
+                         f"{_describe_workload(workload)}: not comparable")
 
 
 def compare(report, baseline, threshold=REGRESSION):
@@ -319,8 +347,7 @@ def compare(report, baseline, threshold=REGRESSION):
     list of dict
         ``method, threads, baseline_s, now_s, ratio, regression``.
     """
-    w = report["workload"]
-    check_comparable(baseline, w["layers"], w["batch"], w["h"])
+    check_comparable(baseline, report["workload"])
     old = {(r["method"], r["threads"]): r["median_s"] for r in baseline["timings"]}
     rows = []
     for r in report["timings"]:

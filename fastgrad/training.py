@@ -25,6 +25,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -400,13 +401,11 @@ def train(data=None, *, dataset=None, data_dir=None, iters=None, batch_size=None
     # every input of the gradient is checked once here, not on each step: x_train has no
     # NaN/Inf and as many features as W1 has rows, t_train holds int64 labels in range,
     # h and threads are checked, and each new set of parameters is checked for NaN/Inf
-    gradient = methods.METHODS[grad_method].func
+    gradient, compiled = methods.METHODS[grad_method].func, methods.METHODS[grad_method].compiled
     params = inputs.check_params(params)  # float64, C-contiguous (no copy if already so)
-    blas = ThreadpoolController()
     # compiled methods: Numba threads do the work, and idle BLAS threads would only steal
     # their cores; the NumPy methods keep BLAS's own threads
-    limit_blas = ((lambda: blas.limit(limits=1, user_api="blas"))
-                  if methods.METHODS[grad_method].compiled else contextlib.nullcontext)
+    limit_blas = contextlib.nullcontext
     # (steps done, params, RNG state): replaced by a single assignment, so Ctrl-C
     # anywhere leaves a consistent state behind
     committed = (start, params, rng.bit_generator.state)
@@ -417,10 +416,13 @@ def train(data=None, *, dataset=None, data_dir=None, iters=None, batch_size=None
     with bar, _CtrlC(log) as ctrl_c, np.errstate(over="ignore", under="ignore",
                                                  invalid="ignore", divide="ignore"):
         try:
-            if start < n_iters and methods.METHODS[grad_method].compiled:
+            if start < n_iters and compiled:
                 t0 = time.perf_counter()  # load or compile the kernels outside the timings
-                methods.compute_gradient(grad_method, params, x_train[:1], t_train[:1],
-                                         h=fd_step, threads=threads)
+                gradient(params, np.ascontiguousarray(x_train[:1], dtype=np.float64),
+                         t_train[:1], fd_step, threads)
+                # after the warm-up: loading the kernels can load another BLAS (SciPy's)
+                blas = ThreadpoolController()
+                limit_blas = partial(blas.limit, limits=1, user_api="blas")
                 timing["warmup_time"] += time.perf_counter() - t0
                 began = time.perf_counter()
             for i in range(start, n_iters):

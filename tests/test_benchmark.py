@@ -22,6 +22,7 @@ from fastgrad.cli import main
 from fastgrad.commands import bench as bench_cmd
 from fastgrad.idx import DataIntegrityError
 from fastgrad.methods import METHODS, Method
+from fastgrad.workload import default_real_data_dir
 
 TINY = ["--hidden", "5", "--batch", "3"]
 FIRST_TEST_LABELS = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
@@ -29,10 +30,9 @@ MNIST_TEST = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 
 def _shared_mnist() -> Path | None:
-    env = os.environ.get("FASTGRAD_SHARED_DATA")
-    roots = [Path(env), Path(env) / "mnist"] if env else []
-    roots.append(Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist")
-    return next((r for r in roots if all((r / f).is_file() for f in MNIST_TEST)), None)
+    folder = default_real_data_dir()  # where the workload itself looks
+    return folder if folder is not None and all((folder / f).is_file()
+                                                for f in MNIST_TEST) else None
 
 
 SHARED = _shared_mnist()
@@ -42,7 +42,7 @@ try:
     import matplotlib  # noqa: F401
 
     HAVE_MPL = True
-except ImportError:  # the [test] extra has no matplotlib
+except ImportError:  # the [test] extra brings matplotlib; a bare install may not have it
     HAVE_MPL = False
 
 
@@ -245,6 +245,46 @@ def test_compare_refuses_other_workloads(quick_report):
     with pytest.raises(ValueError, match="not comparable"):
         benchreport.compare(report, other)
     assert main(["bench", "--compare", str(d / "r.json"), "--batch", "100"]) == 2
+
+
+def test_compare_refuses_other_data(quick_report, capsys):
+    _, d = quick_report
+    report = benchreport.load_json(d / "r.json")
+    for change in ({"data": "synthetic" if report["workload"]["data"] != "synthetic"
+                    else "mnist"}, {"data": "fashion"}, {"seed": 1}):
+        other = json.loads(json.dumps(report))
+        other["workload"].update(change)
+        with pytest.raises(ValueError, match="not comparable"):
+            benchreport.compare(report, other)
+        with pytest.raises(ValueError, match="not comparable"):
+            benchreport.compare(other, report)
+    # the CLI: a baseline on real digits is refused before a --synthetic run measures
+    real = json.loads(json.dumps(report))
+    real["workload"]["data"] = "mnist"
+    (d / "real.json").write_text(json.dumps(real))
+    capsys.readouterr()
+    assert main(["bench", *TINY, "--synthetic", "--no-compile",
+                 "--compare", str(d / "real.json")]) == 2
+    err = capsys.readouterr().err
+    assert "on real mnist test digits" in err and "on synthetic digits" in err
+    assert "not comparable" in err and "reference:" not in err  # nothing was measured
+
+
+def test_save_json_is_atomic(quick_report, tmp_path, monkeypatch):
+    _, d = quick_report
+    report = benchreport.load_json(d / "r.json")
+    path = tmp_path / "r.json"
+    benchreport.save_json(report, path)
+    before = path.read_bytes()
+    assert benchreport.load_json(path) == report
+
+    def fails(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fails)
+    with pytest.raises(OSError, match="disk full"):
+        benchreport.save_json({**report, "mode": "changed"}, path)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["r.json"]
 
 
 def test_cli_validation_failure_exits_1_and_skips_timing(monkeypatch, capsys):

@@ -7,6 +7,7 @@ never touched (the CLI's loader is replaced).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 
 import fastgrad
-from fastgrad import checkpoint, data, methods, plots
+from fastgrad import checkpoint, data, inputs, methods, plots
 from fastgrad import training as train_mod
 from fastgrad.checkpoint import CheckpointError
 from fastgrad.cli import main
@@ -55,6 +56,12 @@ def _isolated(monkeypatch, tmp_path):
 
 def _run(**kwargs):
     return train(DATA, **{**SMALL, **kwargs})
+
+
+def _swap_gradient(monkeypatch, fake, method=methods.DEFAULT_METHOD):
+    """Make ``fake`` the registry function that ``train`` calls for ``method``."""
+    monkeypatch.setitem(methods.METHODS, method,
+                        dataclasses.replace(methods.METHODS[method], func=fake))
 
 
 def _same(a, b):
@@ -116,6 +123,41 @@ def test_same_seed_same_run_and_seeds_differ():
 def test_methods_train(method):
     h = _run(iters=60, method=method)
     assert h.config["method"] == method and h.losses[-5:].mean() < h.losses[:5].mean()
+
+
+@pytest.mark.parametrize("method", ["incremental", "backprop"])
+def test_steps_call_the_registry_on_checked_arrays(monkeypatch, method):
+    """The loop skips compute_gradient's checks, bitwise to no effect, and pins BLAS to
+    one thread only under the compiled methods."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    real, seen = methods.METHODS[method].func, []
+
+    def checked(params, x, labels, h, threads):
+        assert x.dtype == np.float64 and x.flags.c_contiguous
+        assert labels.dtype == np.int64 and labels.flags.c_contiguous
+        assert all(v.dtype == np.float64 and v.flags.c_contiguous for v in params.values())
+        seen.append(blas_threads())
+        return real(params, x, labels, h, threads)
+
+    # one-hot float labels, float32 images: converted once, up front
+    (x, t), test = DATA
+    onehot = ((x.astype(np.float32), np.eye(3)[t]), test)
+    _swap_gradient(monkeypatch, checked, method)
+    direct = train(onehot, iters=15, method=method, **{**SMALL, "lr": 0.5})
+    outside, compiled = blas_threads(), methods.METHODS[method].compiled
+    steps = seen[1:] if compiled else seen  # compiled: call 1 loads the kernels
+    assert len(steps) == 15
+    assert all(s == ([1] * len(outside) if compiled else outside) for s in steps)
+
+    def validated(params, x, labels, h, threads):  # what compute_gradient does
+        return real(*inputs.check_batch(params, x, labels), inputs.check_h(h), threads)
+
+    _swap_gradient(monkeypatch, validated, method)
+    _same(direct, train(onehot, iters=15, method=method, **{**SMALL, "lr": 0.5}))
 
 
 def test_reference_method_on_a_tiny_net():
@@ -216,7 +258,7 @@ def test_real_sigint_mid_run(tmp_path, default_sigint):
 def test_second_sigint_stops_at_once_even_inside_numba(tmp_path, monkeypatch,
                                                         default_sigint):
     path = tmp_path / "c.npz"
-    real, calls = methods.compute_gradient, []
+    real, calls = methods.METHODS[methods.DEFAULT_METHOD].func, []
 
     def numba_like(*args, **kwargs):
         # two presses inside step 5's gradient; Numba reports the second as SystemError
@@ -230,7 +272,7 @@ def test_second_sigint_stops_at_once_even_inside_numba(tmp_path, monkeypatch,
                     from exc
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(methods, "compute_gradient", numba_like)
+    _swap_gradient(monkeypatch, numba_like)
     lines = []
     with pytest.raises(TrainingInterrupted):
         _run(iters=30, checkpoint=path, log=lines.append)
@@ -242,7 +284,7 @@ def test_unrelated_system_error_is_not_an_interrupt(monkeypatch):
     def broken(*args, **kwargs):
         raise SystemError("something else")
 
-    monkeypatch.setattr(methods, "compute_gradient", broken)
+    _swap_gradient(monkeypatch, broken)
     with pytest.raises(SystemError, match="something else"):
         _run(iters=3)
 
@@ -253,7 +295,7 @@ def test_ctrl_c_inside_a_step_keeps_the_last_whole_step(tmp_path, monkeypatch, w
     calls = []
     if where == "gradient":
         # call 1 is the kernel warm-up, call k + 1 computes step k
-        real, target, done = methods.compute_gradient, methods, 9
+        real, done = methods.METHODS[methods.DEFAULT_METHOD].func, 9
 
         def fake(*args, **kwargs):
             calls.append(1)
@@ -261,10 +303,10 @@ def test_ctrl_c_inside_a_step_keeps_the_last_whole_step(tmp_path, monkeypatch, w
                 raise KeyboardInterrupt
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(methods, "compute_gradient", fake)
+        _swap_gradient(monkeypatch, fake)
     else:
         # measured at steps 1, 11, 21: the third measurement is in step 21
-        real, target, done = train_mod._accuracy, train_mod, 20
+        real, done = train_mod._accuracy, 20
 
         def fake(*args, **kwargs):
             calls.append(1)
@@ -276,8 +318,10 @@ def test_ctrl_c_inside_a_step_keeps_the_last_whole_step(tmp_path, monkeypatch, w
     with pytest.raises(TrainingInterrupted) as info:
         _run(iters=40, checkpoint=path)
     assert checkpoint.load(path).iteration == info.value.history.iterations == done
-    monkeypatch.setattr(target, "compute_gradient" if where == "gradient" else "_accuracy",
-                        real)
+    if where == "gradient":
+        _swap_gradient(monkeypatch, real)
+    else:
+        monkeypatch.setattr(train_mod, "_accuracy", real)
     _same(_run(iters=40), train(DATA, checkpoint=path, resume=True))
 
 
@@ -580,7 +624,7 @@ def test_huge_learning_rate_diverges():
 
 def test_divergence_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "c.npz"
-    real, calls = methods.compute_gradient, []
+    real, calls = methods.METHODS[methods.DEFAULT_METHOD].func, []
 
     def blows_up(*args, **kwargs):
         calls.append(1)
@@ -589,7 +633,7 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
             grad["W1"][0, 0] = np.inf
         return grad
 
-    monkeypatch.setattr(methods, "compute_gradient", blows_up)
+    _swap_gradient(monkeypatch, blows_up)
     with pytest.raises(TrainingDiverged) as info:
         _run(iters=40, checkpoint=path, checkpoint_every=10)
     assert info.value.iteration == 23 and info.value.history.iterations == 22
@@ -671,7 +715,7 @@ def test_cli_end_to_end(tmp_path, capsys, fake_loader):
 
 def test_cli_ctrl_c_then_resume(tmp_path, capsys, fake_loader, monkeypatch):
     out = tmp_path / "run"
-    real, calls = methods.compute_gradient, []
+    real, calls = methods.METHODS[methods.DEFAULT_METHOD].func, []
 
     def interrupt(*args, **kwargs):
         calls.append(1)
@@ -679,12 +723,12 @@ def test_cli_ctrl_c_then_resume(tmp_path, capsys, fake_loader, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(methods, "compute_gradient", interrupt)
+    _swap_gradient(monkeypatch, interrupt)
     assert main(CLI + ["--iters", "30", "--out", str(out)]) == 130
     err = capsys.readouterr().err
     assert "interrupted after iteration 11 of 30" in err and "--resume" in err
     assert os.listdir(out) == ["checkpoint.npz"]
-    monkeypatch.setattr(methods, "compute_gradient", real)
+    _swap_gradient(monkeypatch, real)
     assert main(["train", "--resume", str(out / "checkpoint.npz"), "--no-progress"]) == 0
     assert checkpoint.load(out / "checkpoint.npz").iteration == 30
     assert main(CLI + ["--iters", "30", "--out", str(tmp_path / "once")]) == 0

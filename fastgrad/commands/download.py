@@ -26,7 +26,7 @@ def register(subparsers):
 
 def run(args) -> int:
     """Fetch and verify; print each file's path and SHA-256. Returns the exit status."""
-    # imported here so `fastgrad --help` doesn't pay for requests/numpy
+    # imported on use, so `fastgrad --help` and the other subcommands skip requests
     from fastgrad import data
 
     files = data.fetch(args.dataset, data_dir=args.data_dir, mirrors=args.mirrors,

@@ -70,7 +70,8 @@ def _paths(args):
 
 def run(args) -> int:
     """Train, write the outputs, print a summary. Returns the exit status."""
-    # imported here so `fastgrad --help` doesn't pay for numba
+    # imported on use: training brings in the data module (requests, urllib3), which
+    # `fastgrad --help` need not load (numba comes with `import fastgrad` anyway)
     from tqdm import tqdm
 
     from fastgrad import plots

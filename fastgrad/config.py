@@ -50,9 +50,9 @@ def _preload_tbb():
 
 # The workqueue layer aborts when two Python threads enter parallel regions at
 # once; "threadsafe" picks TBB (the ``tbb`` wheel) or else OpenMP, both safe.
-# A user who sets NUMBA_THREADING_LAYER keeps their choice.
+# A user who sets NUMBA_THREADING_LAYER keeps their choice (and TBB still loads).
+_preload_tbb()
 if "NUMBA_THREADING_LAYER" not in os.environ:
-    _preload_tbb()
     numba.config.THREADING_LAYER = "threadsafe"
 
 

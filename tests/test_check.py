@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -81,3 +82,18 @@ def test_synthetic_workload_looks_like_mnist():
     assert w.x.dtype == np.float32 and w.x.min() == 0.0 and w.x.max() <= 1.0
     assert 0.15 < np.mean(w.x > 0) < 0.24
     assert not w.real and "synthetic" in w.source
+
+
+@pytest.mark.parametrize("layer", ["tbb", "omp"])
+def test_threading_layer_chosen_by_the_user_loads(layer):
+    """NUMBA_THREADING_LAYER is respected, and TBB loads from the wheel in a venv."""
+    code = ("import numpy as np, fastgrad, numba\n"
+            "from fastgrad.workload import synthetic_batch\n"
+            "x, t = synthetic_batch(3)\n"
+            "fastgrad.TwoLayerNet(784, 4, 10, seed=0).numerical_gradient(x, t)\n"
+            "print(numba.threading_layer())")
+    env = {**os.environ, "NUMBA_THREADING_LAYER": layer}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-1500:]
+    assert out.stdout.strip() == layer

@@ -10,8 +10,11 @@ finite differences (and break bitwise thread-count invariance).
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numba
@@ -91,3 +94,58 @@ CHUNKS_PER_THREAD = 4
 def n_chunks(threads: int, size: int) -> int:
     """Number of ``prange`` chunks for ``size`` independent items on ``threads`` threads."""
     return max(1, min(size, threads * CHUNKS_PER_THREAD))
+
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def kernel_sources_digest(root=_PACKAGE) -> str:
+    """Digest of everything compiled into the kernels: their sources, this file, Numba."""
+    digest = hashlib.sha256(numba.__version__.encode())
+    for path in sorted((root / "kernels").glob("*.py")) + [root / "config.py"]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError:
+        return False
+    return True
+
+
+def kernel_cache_dir() -> Path:
+    """Where the kernels' compiled code is cached, keyed by :func:`kernel_sources_digest`.
+
+    Under ``$NUMBA_CACHE_DIR`` if set, else the package's ``kernels/__pycache__``
+    if writable, else the per-user cache folder.
+    """
+    candidates = [Path(os.environ["NUMBA_CACHE_DIR"])] if os.environ.get("NUMBA_CACHE_DIR") \
+        else [_PACKAGE / "kernels" / "__pycache__"]
+    import platformdirs
+
+    candidates.append(Path(platformdirs.user_cache_dir("fastgrad")) / "numba")
+    base = next((c for c in candidates if _writable(c)), Path(tempfile.gettempdir()))
+    return base / f"fastgrad-kernels-{kernel_sources_digest()}"
+
+
+@contextmanager
+def kernel_cache():
+    """Decorate kernels in this body with their cache in :func:`kernel_cache_dir`.
+
+    Numba keys a cached function on its own file only, so a kernel calling one
+    from another file (``full.py`` -> ``forward.py``) would keep running stale
+    code after that file changed (an editable install after ``git pull``). A
+    folder per digest of all kernel sources rules that out. Numba reads the
+    setting when a function is decorated, so functions outside this body keep
+    the user's choice.
+    """
+    previous = numba.config.CACHE_DIR
+    numba.config.CACHE_DIR = str(kernel_cache_dir())
+    try:
+        yield
+    finally:
+        numba.config.CACHE_DIR = previous

@@ -4,3 +4,9 @@ No validation and no Python objects here; the public wrappers in
 :mod:`fastgrad.network`, :mod:`fastgrad.methods` and :mod:`fastgrad.generic`
 check and convert every input before calling in.
 """
+
+from fastgrad.config import kernel_cache
+
+# Decorated (and their cache located) inside kernel_cache(); see its docstring.
+with kernel_cache():
+    from fastgrad.kernels import forward, full, generic, incremental  # noqa: F401

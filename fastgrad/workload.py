@@ -1,4 +1,4 @@
-"""The standard workload: a seeded 784-50-10 net and a batch of digits.
+"""The standard workload: a seeded network (the book's 784-50-10 by default) and a batch.
 
 Real MNIST test digits when they are present locally (a given data folder or
 the cache), otherwise seeded synthetic data with MNIST's value range and
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastgrad.network import TwoLayerNet
+from fastgrad.network import MultiLayerNet, TwoLayerNet
 
 #: Fraction of non-zero pixels in MNIST (19.3% over the test set).
 MNIST_DENSITY = 0.193
@@ -25,7 +25,7 @@ SHARED_DATA_ENV = "FASTGRAD_SHARED_DATA"
 class Workload:
     """A network and a batch to take gradients on."""
 
-    net: TwoLayerNet
+    net: MultiLayerNet
     x: np.ndarray
     t: np.ndarray
     source: str  # where the batch came from, for reports
@@ -78,14 +78,40 @@ def real_batch(batch, dataset="mnist", data_dir=None):
     return None
 
 
+def build_net(hidden=50, seed=0, activation="sigmoid", weight_init=None, weight_decay=0.0,
+              n_in=784, n_out=10):
+    """The seeded network for ``hidden`` (an int or a list of widths).
+
+    One hidden layer with no ``weight_init`` is the book's ``TwoLayerNet``
+    (std 0.01, chapters 4-5); deeper nets default to the initialisation that
+    matches the activation (He for ReLU, Xavier for sigmoid).
+    """
+    sizes = [hidden] if isinstance(hidden, (int, np.integer)) else list(hidden)
+    if len(sizes) == 1 and weight_init is None and weight_decay == 0:
+        return TwoLayerNet(n_in, sizes[0], n_out, seed=seed, activation=activation)
+    if weight_init is None:
+        weight_init = 0.01 if len(sizes) == 1 else activation
+    return MultiLayerNet(n_in, sizes, n_out, activation=activation, weight_init_std=weight_init,
+                         weight_decay_lambda=weight_decay, seed=seed)
+
+
+def describe(net):
+    """``784-100-100-10 relu (lambda 0.1)``: the architecture in one phrase."""
+    text = "-".join(str(n) for n in net.sizes) + f" {net.arch.activation}"
+    return text + (f", weight decay {net.arch.weight_decay:g}" if net.arch.weight_decay else "")
+
+
 def standard_workload(batch=100, hidden=50, seed=0, dataset="mnist", data_dir=None,
-                      synthetic=False):
+                      synthetic=False, *, activation="sigmoid", weight_init=None,
+                      weight_decay=0.0):
     """Build the seeded net and its batch.
 
     Parameters
     ----------
-    batch, hidden : int
-        Batch size and hidden width (input 784, output 10).
+    batch : int
+        Batch size.
+    hidden : int or list of int
+        Hidden width(s) (input 784, output 10).
     seed : int
         Seed of the weights (and of synthetic data).
     dataset : {"mnist", "fashion"}
@@ -93,11 +119,16 @@ def standard_workload(batch=100, hidden=50, seed=0, dataset="mnist", data_dir=No
         Folder with the test files; required to exist when given.
     synthetic : bool
         Skip real data even if present.
+    activation, weight_init, weight_decay
+        As for :func:`build_net`.
     """
-    for name, value in (("batch", batch), ("hidden", hidden)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    net = TwoLayerNet(784, hidden, 10, seed=seed)
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise ValueError(f"batch must be a positive integer, got {batch!r}")
+    widths = [hidden] if isinstance(hidden, (int, np.integer)) else list(hidden)
+    if not widths or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1
+                         for v in widths):
+        raise ValueError(f"hidden must be positive integers, got {hidden!r}")
+    net = build_net(hidden, seed, activation, weight_init, weight_decay)
     found = None if synthetic else real_batch(batch, dataset, data_dir)
     if found is None:
         x, t = synthetic_batch(batch, seed=seed)

@@ -143,6 +143,49 @@ def _upper_loss(theta, sizes, w_off, b_off, act, pre_n, layer, j, d, label, cur,
 
 
 @njit(**JIT_OPTIONS)
+def _vector_shift_loss(logits, shift, t):
+    """``-log(softmax(logits + shift)[t] + 1e-7)``, max-shifted like the reference."""
+    m = logits[0] + shift[0]
+    for k in range(1, logits.size):
+        m = max(m, logits[k] + shift[k])
+    total = 0.0
+    for k in range(logits.size):
+        total += math.exp(logits[k] + shift[k] - m)
+    return -math.log(math.exp(logits[t] + shift[t] - m) / total + LOG_EPS)
+
+
+@njit(**JIT_OPTIONS)
+def _next_layer_loss(theta, sizes, w_off, pre_n, mu_n, spec, colmax, dirs_n, unit_off, layer, j,
+                     d, t, dz, shift):
+    """Loss with ReLU unit ``j`` of ``layer`` moved by ``d``, next layer's kinks exact.
+
+    The next layer's units are moved exactly (crossing zero or not); above it
+    the logits move linearly along the cached directions, which holds when the
+    norm bound keeps every unit further up on its side of zero. Returns NaN
+    when that bound fails (the caller then recomputes from scratch).
+    """
+    count = sizes.size - 1
+    above = layer + 1
+    W = weight(theta, sizes, w_off, above)
+    norm2 = 0.0
+    for k in range(sizes[above + 1]):
+        a = pre_n[above, k]
+        moved = a + d * W[j, k]
+        dz[k] = (moved if moved > 0.0 else 0.0) - (a if a > 0.0 else 0.0)
+        norm2 += dz[k] * dz[k]
+    gain = math.sqrt(norm2)
+    for m in range(above + 1, count - 1):
+        if gain * colmax[m] >= MARGIN_SHARE * mu_n[m]:
+            return np.nan
+        gain *= spec[m]
+    shift[:] = 0.0
+    for k in range(sizes[above + 1]):
+        if dz[k] != 0.0:
+            shift += dz[k] * dirs_n[unit_off[above] + k]
+    return _vector_shift_loss(pre_n[count - 1, :sizes[count]], shift, t)
+
+
+@njit(**JIT_OPTIONS)
 def _relu_margins(theta, sizes, w_off, pre_n, unit_off, spec, colmax, margin_n, rc, svec, snext):
     """Fill ``margin_n[u]``: how far each hidden unit may move with no ReLU above crossing 0."""
     count = sizes.size - 1
@@ -233,7 +276,8 @@ def _sigmoid_coefficients(theta, sizes, w_off, pre_n, post_n, enz_n, layer, j, A
 
 @njit(**PARALLEL_OPTIONS)
 def _deep_sweep(theta, sizes, act, indptr, indices, values, labels, h, w_off, b_off, unit_off,
-                pre, post, enz, y, m0s, dirs, margins, coefs, ratios, em_plus, em_minus):
+                pre, post, enz, y, m0s, dirs, margins, mu, coefs, ratios, em_plus, em_minus,
+                spec, colmax):
     """Sum ``L_n(+) - L_n(-)`` per parameter; one ``prange`` iteration per hidden unit."""
     count = sizes.size - 1
     n_hidden = count - 1
@@ -254,6 +298,7 @@ def _deep_sweep(theta, sizes, act, indptr, indices, values, labels, h, w_off, b_
         row = w_off[layer] + j * n_in
         cur = np.empty(width)
         nxt = np.empty(width)
+        shift = np.empty(n_out)
         linear = relu or layer == top
         for n in range(n_samples):
             t = labels[n]
@@ -339,10 +384,18 @@ def _deep_sweep(theta, sizes, act, indptr, indices, values, labels, h, w_off, b_
                 elif not linear and big * rho <= POLY_MAX and big * w_max <= STEP_MAX:
                     diff = _poly_diff(coefs[n, u], d_p, d_m, y_row, t, m0, a_base)
                 else:
-                    diff = (_upper_loss(theta, sizes, w_off, b_off, act, pre_n, layer, j, d_p,
-                                        t, cur, nxt)
-                            - _upper_loss(theta, sizes, w_off, b_off, act, pre_n, layer, j, d_m,
-                                          t, cur, nxt))
+                    diff = np.nan
+                    if linear and layer < top:  # the next layer's kinks exactly, linear above
+                        diff = (_next_layer_loss(theta, sizes, w_off, pre_n, mu[n], spec, colmax,
+                                                 dirs[n], unit_off, layer, j, d_p, t, cur, shift)
+                                - _next_layer_loss(theta, sizes, w_off, pre_n, mu[n], spec,
+                                                   colmax, dirs[n], unit_off, layer, j, d_m, t,
+                                                   cur, shift))
+                    if math.isnan(diff):
+                        diff = (_upper_loss(theta, sizes, w_off, b_off, act, pre_n, layer, j,
+                                            d_p, t, cur, nxt)
+                                - _upper_loss(theta, sizes, w_off, b_off, act, pre_n, layer, j,
+                                              d_m, t, cur, nxt))
                 if col >= 0:
                     sums[row + col] += diff
                 else:
@@ -418,6 +471,7 @@ def deep_incremental_gradient(theta, sizes, act, indptr, indices, values, labels
     m0s = np.empty(n_samples)
     dirs = np.empty((n_samples, n_units, n_out))  # linear case: d logits / d z
     margins = np.full((n_samples, n_units), np.inf)
+    mu = np.full((n_samples, n_hidden), np.inf)  # ReLU: smallest |a| per layer
     coefs = np.empty((n_samples, max(n_coef, 1), 3, n_out))
     ratios = np.empty((n_samples, max(n_coef, 1)))
     em_plus = np.empty(values.size)
@@ -467,6 +521,9 @@ def deep_incremental_gradient(theta, sizes, act, indptr, indices, values, labels
                             w = Wm[j, k]
                             for o in range(n_out):
                                 dirs[n, u, o] += w * dirs[n, unit_off[m + 1] + k, o]
+            for m in range(n_hidden):
+                for k in range(sizes[m + 1]):
+                    mu[n, m] = min(mu[n, m], abs(pre_n[m, k]))
             _relu_margins(theta, sizes, w_off, pre_n, unit_off, spec, colmax, margins[n],
                           np.empty(n_units), np.empty(width), np.empty(width))
         else:
@@ -488,5 +545,5 @@ def deep_incremental_gradient(theta, sizes, act, indptr, indices, values, labels
                     ratios[n, u] = (max(g2 / g1, math.sqrt(g3 / g1)) if g1 > 0.0
                                     else np.inf)
     return _deep_sweep(theta, sizes, act, indptr, indices, values, labels, h, w_off, b_off,
-                       unit_off, pre, post, enz, y, m0s, dirs, margins, coefs, ratios,
-                       em_plus, em_minus)
+                       unit_off, pre, post, enz, y, m0s, dirs, margins, mu, coefs, ratios,
+                       em_plus, em_minus, spec, colmax)

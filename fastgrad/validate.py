@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fastgrad import inputs
+from fastgrad.compare import abs_error, relative_error
 from fastgrad.methods import METHODS, check_method
 from fastgrad.reference import PARAM_NAMES, backprop_gradient
 
@@ -51,7 +52,11 @@ class Comparison:
 
 
 def compare(grads, expected, method, against, tol, seconds=float("nan")):
-    """Per-tensor max absolute and relative error of ``grads`` vs ``expected``."""
+    """Per-tensor max absolute and relative error of ``grads`` vs ``expected``.
+
+    Both as defined in :mod:`fastgrad.compare` (relative error floored at
+    :data:`~fastgrad.compare.REL_FLOOR`).
+    """
     out = Comparison(method, against, tol, seconds)
     for name in PARAM_NAMES:
         got = np.asarray(grads[name], dtype=np.float64)
@@ -59,11 +64,8 @@ def compare(grads, expected, method, against, tol, seconds=float("nan")):
         if got.shape != want.shape:
             raise ValueError(f"{method} returned {name} of shape {got.shape}, "
                              f"expected {want.shape}")
-        diff = np.abs(got - want)
-        if not np.all(np.isfinite(diff)):
-            diff = np.where(np.isfinite(diff), diff, np.inf)
-        scale = np.maximum(np.abs(got), np.abs(want))
-        rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
+        diff = abs_error(got, want)
+        rel = relative_error(got, want)
         worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
         out.tensors.append(TensorError(name, float(diff.max()), float(rel.max()),
                                        tuple(int(i) for i in worst)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from fastgrad import config
+from fastgrad.compare import REL_FLOOR
 from fastgrad.methods import METHODS
 from fastgrad.validate import BACKPROP_TOL, DEFAULT_TOL, validate
 from fastgrad.workload import standard_workload
@@ -50,6 +51,9 @@ def run(args) -> int:
     reports = validate(work.net.params, work.x, work.t, methods=args.methods, tol=args.tol,
                        h=args.h, threads=args.threads, backprop_tol=args.backprop_tol)
     print(f"layer {config.threading_layer()}; done in {time.perf_counter() - start:.1f} s\n")
+    # say what the numbers are: "max rel" of a near-zero gradient would otherwise look alarming
+    print("per tensor, a = the method's gradient, b = the one it is checked against (vs):\n"
+          f"  max abs = max |a - b|,  max rel = max |a - b| / max(|a|, |b|, {REL_FLOOR:g})\n")
     header = f"{'method':<12} {'vs':<10} {'tensor':<6} {'max abs':>10} {'max rel':>10}  worst"
     print(header)
     print("-" * len(header))

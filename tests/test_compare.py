@@ -90,3 +90,13 @@ def test_huge_values_of_opposite_sign_do_not_overflow():
     with np.errstate(all="raise"):
         assert relative_error([1e308], [-1e308])[0] == 2.0
         assert abs_error([1e308], [-1e308])[0] == np.inf
+
+
+def test_check_table_says_what_max_rel_is(capsys):
+    from fastgrad import cli
+
+    assert cli.main(["check", "--batch", "2", "--hidden", "3", "--synthetic",
+                     "--methods", "incremental"]) == 0
+    out = capsys.readouterr().out
+    definition = "max rel = max |a - b| / max(|a|, |b|, 1e-06)"
+    assert definition in out and out.index(definition) < out.index("max rel  worst")

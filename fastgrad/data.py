@@ -370,7 +370,7 @@ def _fetch(dataset, directory, digests, mirrors, progress, trusted):
                 if not mirrors:
                     # offline: a bad local copy is the real problem, if there is one
                     problems.append("no mirrors to download from")
-                    if problems[:-1]:
+                    if len(problems) > 1:
                         raise DataIntegrityError(_summary(fname, directory, problems))
                     raise DownloadError(_summary(fname, directory, problems)
                                         + _remedies(dataset, directory))
@@ -630,8 +630,11 @@ def _reason(exc):
     # its cause (refused, unreachable, ...) says what happened
     causes = [e for e in chain if type(e) is not urllib3.exceptions.NewConnectionError]
     for types, words in _REASONS:
-        if any(isinstance(e, types) for e in causes):
-            return words
+        hit = next((e for e in causes if isinstance(e, types)), None)
+        if hit is not None:
+            # a local path (file:// mirror, or the cache folder) is worth naming
+            where = getattr(hit, "filename", None)
+            return f"{words}: {where}" if where else words
     root = chain[-1]
     text = getattr(root, "strerror", None) or str(root) or type(root).__name__
     return text if len(text) <= 120 else text[:117] + "..."

@@ -386,12 +386,14 @@ def test_mirror_failures_each_on_one_line(site, tmp_path, monkeypatch):
         mute = f"http://127.0.0.1:{silent.getsockname()[1]}/"
         with serve(tmp_path / "empty") as empty, serve(folder, truncate={TRAIN_IMG}) as flaky:
             with pytest.raises(DownloadError) as info:
-                load_mnist(data_dir=tmp_path / "c", mirrors=[empty.url, flaky.url, mute],
-                           checksums=checksums, progress=False)
+                load_mnist(data_dir=tmp_path / "c", checksums=checksums, progress=False,
+                           mirrors=[empty.url, flaky.url, mute, (tmp_path / "empty").as_uri()])
     assert _mirror_lines(str(info.value)) == [
         f"  - {empty.url}{TRAIN_IMG}: HTTP 404 File not found",  # not retried
         f"  - {flaky.url}{TRAIN_IMG}: connection broken during the transfer (2 tries)",
         f"  - {mute}{TRAIN_IMG}: timed out while reading (2 tries)"]
+    missing = tmp_path / "empty" / TRAIN_IMG
+    assert f"  - {missing.as_uri()}: file not found: {missing} (2 tries)" in str(info.value)
 
 
 def _wrapped(cause, outer=requests.ConnectionError, root=None):
@@ -414,7 +416,8 @@ def _wrapped(cause, outer=requests.ConnectionError, root=None):
      "TLS certificate not trusted"),
     (_wrapped(urllib3.exceptions.ProxyError("proxy", ConnectionRefusedError(111, "refused")),
               requests.exceptions.ProxyError), "proxy failed"),
-    (FileNotFoundError(2, "No such file or directory", "/x/t10k.gz"), "file not found"),
+    (FileNotFoundError(2, "No such file or directory", "/x/t10k.gz"), "file not found: /x/t10k.gz"),
+    (PermissionError(13, "Permission denied"), "permission denied"),
     (DownloadError("transfer ended after 3 of 9 bytes"), "transfer ended after 3 of 9 bytes"),
     (OSError("x" * 500), "x" * 117 + "..."),
 ])

@@ -6,7 +6,7 @@ against their published SHA-256 and cached by :func:`fastgrad.data.load_mnist`
 (folder: ``$FASTGRAD_DATA_DIR/mnist`` or the user cache directory).
 
 Only in the checkout (see ``dataset/__init__.py``); outside it,
-``from fastgrad.data import load_mnist`` is the same function.
+``from fastgrad.data import load_mnist`` is the same loader.
 """
 
 from fastgrad import data as _data

@@ -4,6 +4,9 @@ Notebooks keep ``sys.path.append(os.pardir)`` and
 ``from dataset.mnist import load_mnist``; the files are downloaded, verified
 against their published SHA-256 and cached by :func:`fastgrad.data.load_mnist`
 (folder: ``$FASTGRAD_DATA_DIR/mnist`` or the user cache directory).
+
+Only in the checkout (see ``dataset/__init__.py``); outside it,
+``from fastgrad.data import load_mnist`` is the same loader.
 """
 
 from fastgrad import data as _data

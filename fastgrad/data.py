@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import socket
+import ssl
 import time
 import zlib
 from collections.abc import Mapping
@@ -367,12 +369,15 @@ def _fetch(dataset, directory, digests, mirrors, progress, trusted):
             if found is None:
                 if not mirrors:
                     # offline: a bad local copy is the real problem, if there is one
-                    cls = DataIntegrityError if problems else DownloadError
                     problems.append("no mirrors to download from")
-                    raise cls(_summary(fname, directory, problems))
+                    if len(problems) > 1:
+                        raise DataIntegrityError(_summary(fname, directory, problems))
+                    raise DownloadError(_summary(fname, directory, problems)
+                                        + _remedies(dataset, directory))
                 if session is None:
                     session = requests.Session()
-                found = _download(session, fname, digest, directory, mirrors, progress, problems)
+                found = _download(session, dataset, fname, digest, directory, mirrors,
+                                  progress, problems)
             out.append(found)
     finally:
         if session is not None:
@@ -380,12 +385,13 @@ def _fetch(dataset, directory, digests, mirrors, progress, trusted):
     return out
 
 
-def _download(session, fname, digest, directory, mirrors, progress, problems):
+def _download(session, dataset, fname, digest, directory, mirrors, progress, problems):
     directory.mkdir(parents=True, exist_ok=True)
     integrity = None
     for base in mirrors:
         url = base + fname
-        for attempt in (1, 2):
+        failures = []  # one short reason per try: one line per mirror in the message
+        for _attempt in (1, 2):
             try:
                 return _download_from(session, url, base, fname, digest, directory, progress)
             except DataIntegrityError as exc:  # a corrupt copy stays corrupt: next mirror
@@ -393,18 +399,25 @@ def _download(session, fname, digest, directory, mirrors, progress, problems):
                 integrity = exc
                 break
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-                problems.append(f"{url} (try {attempt}): {exc}")
+                failures.append(_reason(exc))
                 status = getattr(getattr(exc, "response", None), "status_code", None)
                 if status is not None and status < 500:  # 404 and friends won't change
                     break
-                if attempt == 1 and RETRY_DELAY:
+                if len(failures) == 1 and RETRY_DELAY:
                     time.sleep(RETRY_DELAY)
+        if failures:
+            if len(set(failures)) == 1:
+                tries = f" ({len(failures)} tries)" if len(failures) > 1 else ""
+                problems.append(f"{url}: {failures[0]}{tries}")
+            else:
+                problems.append(f"{url}: " + "; ".join(
+                    f"try {i}: {r}" for i, r in enumerate(failures, 1)))
     message = _summary(fname, directory, problems)
     if integrity is not None:
         # keep the subclass (IdxFormatError) so callers can tell a bad header apart
         raise type(integrity)(message, filename=fname, expected=integrity.expected,
                               actual=integrity.actual, source=integrity.source)
-    raise DownloadError(message)
+    raise DownloadError(message + _remedies(dataset, directory))
 
 
 def _download_from(session, url, base, fname, digest, directory, progress):
@@ -463,7 +476,7 @@ def _copy_http(session, url, out, fname, progress):
                 done += len(chunk)
                 bar.update(len(chunk))
     if total is not None and done != total:
-        raise DownloadError(f"{url}: transfer ended after {done} of {total} bytes")
+        raise DownloadError(f"transfer ended after {done} of {total} bytes")
 
 
 def _copy_file(url, out, fname, progress):
@@ -563,6 +576,68 @@ def _gunzip(path, fname, source, digest=None, gz_sha=None):
 
 def _summary(fname, directory, problems):
     return f"could not get a verified {fname} into {directory}:\n  - " + "\n  - ".join(problems)
+
+
+def _remedies(dataset, directory):
+    """What a user without a reachable mirror can do, as the end of the error message."""
+    lines = [f"copy the four files ({', '.join(f'{n}.gz' for n in FILES)}) into {directory},"
+             " or into a folder given with --data-dir DIR (data_dir=DIR in Python)",
+             f"name a mirror you can reach: {ENV_MIRRORS}=URL[,URL...] (http://, https:// or "
+             "file:///folder/; `fastgrad download --mirror URL` too)"]
+    if dataset != "fashion":
+        system = next((d for d in SYSTEM_DIRS["fashion"]
+                       if all((d / f"{n}.gz").is_file() for n in FILES)), None)
+        if system is not None:
+            lines.append(f"use Fashion-MNIST, installed on this system in {system}: "
+                         '--dataset fashion (dataset="fashion" in Python)')
+    return "\nWhat you can do:\n  - " + "\n  - ".join(lines)
+
+
+# root cause -> a few words, first match wins (requests wraps urllib3 wraps socket errors)
+_REASONS = (
+    ((urllib3.exceptions.ProxyError, requests.exceptions.ProxyError), "proxy failed"),
+    ((ConnectionRefusedError,), "connection refused"),
+    ((ConnectionResetError,), "connection reset"),
+    ((socket.gaierror, urllib3.exceptions.NameResolutionError), "host name not found"),
+    ((urllib3.exceptions.ConnectTimeoutError, requests.ConnectTimeout),
+     "timed out while connecting"),
+    ((urllib3.exceptions.ReadTimeoutError, requests.ReadTimeout), "timed out while reading"),
+    ((TimeoutError, urllib3.exceptions.TimeoutError, requests.Timeout), "timed out"),
+    ((ssl.SSLCertVerificationError,), "TLS certificate not trusted"),
+    ((ssl.SSLError, urllib3.exceptions.SSLError, requests.exceptions.SSLError), "TLS failed"),
+    ((urllib3.exceptions.ProtocolError, requests.exceptions.ChunkedEncodingError),
+     "connection broken during the transfer"),
+    ((FileNotFoundError,), "file not found"),
+    ((PermissionError,), "permission denied"),
+)
+
+
+def _reason(exc):
+    """A few words for why one transfer failed: its root cause, not the whole chain."""
+    chain, todo = [], [exc]
+    while todo:  # requests and urllib3 nest the cause in args, .reason and __cause__
+        e = todo.pop(0)
+        if not isinstance(e, BaseException) or any(e is c for c in chain):
+            continue
+        chain.append(e)
+        todo += [*e.args, getattr(e, "reason", None), e.__cause__, e.__context__]
+    response = getattr(exc, "response", None)
+    if response is not None and getattr(response, "status_code", None) is not None:
+        return f"HTTP {response.status_code} {response.reason or ''}".rstrip()
+    if isinstance(exc, DownloadError):  # ours: already one short line
+        return str(exc)
+    # NewConnectionError subclasses ConnectTimeoutError but means any failed connect:
+    # its cause (refused, unreachable, ...) says what happened
+    causes = [e for e in chain if type(e) is not urllib3.exceptions.NewConnectionError]
+    for types, words in _REASONS:
+        hit = next((e for e in causes if isinstance(e, types)), None)
+        if hit is not None:
+            # a local path (file:// mirror, or the cache folder) is worth naming
+            where = getattr(hit, "filename", None)
+            return f"{words}: {where}" if where else words
+    root = chain[-1]
+    text = getattr(root, "strerror", None) or str(root) or type(root).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 # --- argument checking -------------------------------------------------------

@@ -15,7 +15,7 @@ import numpy as np
 
 from fastgrad import inputs
 from fastgrad.arch import make_arch
-from fastgrad.compare import REL_FLOOR, abs_error, relative_error
+from fastgrad.compare import abs_error, relative_error
 from fastgrad.methods import METHODS, check_method
 from fastgrad.reference import backprop_gradient, net_numerical_gradient, param_names
 
@@ -229,6 +229,3 @@ def _masked(grads, like):
     """``grads`` with NaN wherever ``like`` is NaN (so both sides compare the same entries)."""
     return {k: np.where(np.isnan(like[k]), np.nan, grads[k]) for k in like}
 
-
-#: What "max rel" means in every report.
-REL_DEFINITION = f"max rel = max |a - b| / max(|a|, |b|, {REL_FLOOR:g})"

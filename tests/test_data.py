@@ -13,6 +13,7 @@ import importlib
 import os
 import shutil
 import socket
+import ssl
 import sys
 import tracemalloc
 import zlib
@@ -24,6 +25,7 @@ from types import MappingProxyType
 import numpy as np
 import pytest
 import requests
+import urllib3
 
 from fastgrad import data, idx
 from fastgrad.commands import download
@@ -316,6 +318,111 @@ def test_dead_and_missing_mirrors_fall_through(site, mirror, tmp_path):
                    checksums=checksums, progress=False)
     assert sorted(empty.requests) == sorted([TRAIN_IMG, TRAIN_LAB, TEST_IMG, TEST_LAB])
     assert len(mirror.requests) == 4
+
+
+def _fashion_system_copy(folder: Path) -> Path:
+    """A folder holding the four Fashion file names, like /usr/share/datasets/fashion-mnist."""
+    return _write(folder, {f"{n}.gz": b"" for n in data.FILES})  # presence is what counts
+
+
+def _mirror_lines(message: str) -> list[str]:
+    return [line for line in message.splitlines() if line.startswith("  - http")]
+
+
+def test_offline_message_is_short_and_names_the_remedies(tmp_path, monkeypatch):
+    dead = [dead_url(), dead_url()]  # loopback ports nothing listens on: refused
+    cache = tmp_path / "cache"
+    with pytest.raises(DownloadError) as info:
+        load_mnist(data_dir=cache, mirrors=dead, progress=False)
+    message = str(info.value)
+    assert message.startswith(f"could not get a verified {TRAIN_IMG} into {cache}:")
+    # one line per mirror with the root cause, not urllib3's nested reprs
+    assert _mirror_lines(message) == [f"  - {url}{TRAIN_IMG}: connection refused (2 tries)"
+                                      for url in dead]
+    for noise in ("Max retries", "HTTPConnectionPool", "NewConnectionError", "object at 0x"):
+        assert noise not in message
+    # what the user can do comes last
+    tail = message[message.index("What you can do:"):]
+    assert "--data-dir DIR" in tail and str(cache) in tail and data.ENV_MIRRORS in tail
+    assert "--dataset fashion" not in message  # no system copy of Fashion-MNIST here
+
+    system = _fashion_system_copy(tmp_path / "usr-share-fashion")
+    monkeypatch.setattr(data, "SYSTEM_DIRS", {"mnist": (), "fashion": (system,)})
+    with pytest.raises(DownloadError) as info:
+        load_mnist(data_dir=cache, mirrors=dead, progress=False)
+    last = str(info.value).splitlines()[-1]
+    assert "--dataset fashion" in last and str(system) in last
+    # the offline-only case ends the same way
+    with pytest.raises(DownloadError, match="no mirrors") as info:
+        load_mnist(data_dir=cache, mirrors=[], progress=False)
+    assert "--data-dir" in str(info.value) and "--dataset fashion" in str(info.value)
+    # asking for Fashion itself: suggesting it would be no help
+    with pytest.raises(DownloadError) as info:
+        load_mnist(dataset="fashion", data_dir=cache, mirrors=dead, progress=False)
+    assert "--dataset fashion" not in str(info.value)
+
+
+def test_offline_message_from_the_cli(tmp_path, monkeypatch, capsys):
+    from fastgrad.cli import main
+
+    system = _fashion_system_copy(tmp_path / "fashion")
+    monkeypatch.setattr(data, "SYSTEM_DIRS", {"mnist": (), "fashion": (system,)})
+    monkeypatch.setenv(data.ENV_MIRRORS, dead_url())
+    assert main(["download", "--data-dir", str(tmp_path / "c"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fastgrad download: error: could not get a verified")
+    assert "connection refused (2 tries)" in err
+    for remedy in ("--data-dir DIR", data.ENV_MIRRORS, "--dataset fashion"):
+        assert remedy in err
+
+
+def test_mirror_failures_each_on_one_line(site, tmp_path, monkeypatch):
+    folder, checksums = site
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setattr(data, "TIMEOUT", (0.2, 0.2))
+    with socket.socket() as silent:  # accepts connections (backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        mute = f"http://127.0.0.1:{silent.getsockname()[1]}/"
+        with serve(tmp_path / "empty") as empty, serve(folder, truncate={TRAIN_IMG}) as flaky:
+            with pytest.raises(DownloadError) as info:
+                load_mnist(data_dir=tmp_path / "c", checksums=checksums, progress=False,
+                           mirrors=[empty.url, flaky.url, mute, (tmp_path / "empty").as_uri()])
+    assert _mirror_lines(str(info.value)) == [
+        f"  - {empty.url}{TRAIN_IMG}: HTTP 404 File not found",  # not retried
+        f"  - {flaky.url}{TRAIN_IMG}: connection broken during the transfer (2 tries)",
+        f"  - {mute}{TRAIN_IMG}: timed out while reading (2 tries)"]
+    missing = tmp_path / "empty" / TRAIN_IMG
+    assert f"  - {missing.as_uri()}: file not found: {missing} (2 tries)" in str(info.value)
+
+
+def _wrapped(cause, outer=requests.ConnectionError, root=None):
+    """``cause`` (raised from ``root``) nested the way requests and urllib3 nest it."""
+    cause.__cause__ = root
+    retries = urllib3.exceptions.MaxRetryError(None, "http://example.org/x", cause)
+    retries.__cause__ = cause
+    return outer(retries)
+
+
+@pytest.mark.parametrize(("exc", "words"), [
+    (_wrapped(urllib3.exceptions.ConnectTimeoutError(None, "timed out"), requests.ConnectTimeout,
+              TimeoutError("timed out")), "timed out while connecting"),
+    (_wrapped(urllib3.exceptions.NameResolutionError("example.org", None, "no such name"),
+              root=socket.gaierror(-2, "Name or service not known")), "host name not found"),
+    (_wrapped(urllib3.exceptions.NewConnectionError(None, "Failed to establish ..."),
+              root=OSError(101, "Network is unreachable")), "Network is unreachable"),
+    (_wrapped(urllib3.exceptions.SSLError("bad"), requests.exceptions.SSLError,
+              ssl.SSLCertVerificationError(1, "certificate verify failed")),
+     "TLS certificate not trusted"),
+    (_wrapped(urllib3.exceptions.ProxyError("proxy", ConnectionRefusedError(111, "refused")),
+              requests.exceptions.ProxyError), "proxy failed"),
+    (FileNotFoundError(2, "No such file or directory", "/x/t10k.gz"), "file not found: /x/t10k.gz"),
+    (PermissionError(13, "Permission denied"), "permission denied"),
+    (DownloadError("transfer ended after 3 of 9 bytes"), "transfer ended after 3 of 9 bytes"),
+    (OSError("x" * 500), "x" * 117 + "..."),
+])
+def test_failure_reasons(exc, words):
+    assert data._reason(exc) == words
 
 
 def test_file_mirror_and_progress_bar(site, tmp_path, capsys):

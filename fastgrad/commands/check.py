@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 
 from fastgrad import config
+from fastgrad.compare import REL_FLOOR
 from fastgrad.methods import METHODS
-from fastgrad.validate import BACKPROP_TOL, DEFAULT_TOL, REL_DEFINITION, validate
+from fastgrad.validate import BACKPROP_TOL, DEFAULT_TOL, validate
 from fastgrad.workload import describe, standard_workload
 
 
@@ -94,7 +95,9 @@ def run(args) -> int:
              f"on those entries only; --sample all for every one)")
     print(f"layer {config.threading_layer()}; done in {time.perf_counter() - start:.1f} s; "
           f"compared on {scope}\n")
-    print(REL_DEFINITION)
+    # say what the numbers are: "max rel" of a near-zero gradient would otherwise look alarming
+    print("per tensor, a = the method's gradient, b = the one it is checked against (vs):\n"
+          f"  max abs = max |a - b|,  max rel = max |a - b| / max(|a|, |b|, {REL_FLOOR:g})\n")
     header = f"{'method':<12} {'vs':<10} {'tensor':<6} {'max abs':>10} {'max rel':>10}  worst"
     print(header)
     print("-" * len(header))

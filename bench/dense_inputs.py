@@ -1,0 +1,107 @@
+"""Inputs and first-layer paths shared by the dense-kernel benchmarks.
+
+``batch_of(name, batch)`` gives float64 input batches: real MNIST (about 18%
+lit), Fashion-MNIST (about 50%), Fashion standardised per pixel (about 98%,
+with negatives) and seeded synthetic batches of any density. ``first_layer``
+runs the hidden pre-activations of a batch either dense or sparse (CSR).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from fastgrad.config import JIT_OPTIONS, PARALLEL_OPTIONS
+from fastgrad.kernels import dense
+from fastgrad.kernels.forward import dense_to_csr, sample_hidden
+from fastgrad.workload import real_batch
+
+DATASETS = ("mnist", "fashion", "standardised")
+
+
+def synthetic(batch, density, n_in=784, seed=0):
+    """Positive pixels in (0, 1], each lit with probability ``density``."""
+    rng = np.random.default_rng(seed)
+    lit = rng.random((batch, n_in)) < density
+    return np.where(lit, rng.integers(1, 256, size=(batch, n_in)) / 255.0, 0.0)
+
+
+def batch_of(name, batch):
+    """The first ``batch`` test images of ``name`` as float64, or None when not found."""
+    dataset = "fashion" if name == "standardised" else name
+    found = real_batch(batch, dataset)
+    if found is None:
+        return None
+    x = found[0].astype(np.float64)
+    if name == "standardised":
+        from fastgrad.data import load_test_set
+
+        full = load_test_set(dataset)[0].astype(np.float64)
+        mean, std = full.mean(axis=0), full.std(axis=0)
+        x = np.divide(x - mean, std, out=np.zeros_like(x), where=std > 0)
+    return np.ascontiguousarray(x)
+
+
+def layer(n_in, hidden, seed=0):
+    """Weights scaled like the book's ``weight_init_std=0.01`` net."""
+    rng = np.random.default_rng(seed)
+    W = 0.01 * rng.standard_normal((n_in, hidden))
+    b = np.zeros(hidden)
+    Wp = np.empty(dense.packed_size(n_in, hidden))
+    dense.pack(W, Wp)
+    return W, Wp, b
+
+
+@njit(**{**JIT_OPTIONS, "cache": False})
+def csr_hidden(W, b, indptr, indices, values, out):
+    """Hidden pre-activations through the per-sample sparse kernel (the jit method's path)."""
+    for n in range(out.shape[0]):
+        sample_hidden(W, b, indptr, indices, values, n, out[n])
+
+
+def first_layer(path, x, W, Wp, b):
+    """``run()`` computing ``x @ W + b`` by ``path`` ('dense', 'dense+pack' or 'csr')."""
+    out = np.empty((x.shape[0], W.shape[1]))
+    if path == "dense":
+        return lambda: dense.affine_packed(x, Wp, b, out) or out
+    if path == "dense+pack":
+        return lambda: dense.affine(x, W, b, out) or out
+    indptr, indices, values = dense_to_csr(x)
+    return lambda: csr_hidden(W, b, indptr, indices, values, out) or out
+
+
+# --- BLAS inside Numba ---------------------------------------------------------------
+# Numba compiles np.dot on 2-D float64 arrays to a dgemm call through SciPy's
+# cython_blas (so SciPy must be installed); the caller holds BLAS at one thread.
+
+
+@njit(**{**JIT_OPTIONS, "cache": False})
+def blas_affine(z, W, b, out):
+    """``out = z @ W + b`` through BLAS called from compiled code."""
+    np.dot(z, W, out)
+    for s in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[s, j] += b[j]
+
+
+@njit(**{**PARALLEL_OPTIONS, "cache": False})
+def perturbed_layers(z, W, b, n_items, n_chunks, use_blas):
+    """Like the jit method: per chunk a copy of the weights, perturbed in place item by item,
+    one dense layer per item. Returns every item's output (to compare across thread counts)."""
+    n_in, n_out = W.shape
+    res = np.empty((n_items, z.shape[0], n_out))
+    for c in prange(n_chunks):
+        mine = W.copy()
+        packed = np.empty(dense.packed_size(n_in, n_out))
+        dense.pack(W, packed)
+        for i in range(c * n_items // n_chunks, (c + 1) * n_items // n_chunks):
+            k, j = (i * 7919) % n_in, i % n_out
+            original = mine[k, j]
+            p = dense.packed_index(n_in, n_out, k, j)
+            mine[k, j] = packed[p] = original + 1e-4
+            if use_blas:
+                blas_affine(z, mine, b, res[i])
+            else:
+                dense.affine_packed(z, packed, b, res[i])
+            mine[k, j] = packed[p] = original
+    return res

@@ -87,21 +87,28 @@ def blas_affine(z, W, b, out):
 @njit(**{**PARALLEL_OPTIONS, "cache": False})
 def perturbed_layers(z, W, b, n_items, n_chunks, use_blas):
     """Like the jit method: per chunk a copy of the weights, perturbed in place item by item,
-    one dense layer per item. Returns every item's output (to compare across thread counts)."""
+    one dense layer per item. Returns each item's output summed in order (any changed bit
+    of an output shows there), to compare across thread counts."""
     n_in, n_out = W.shape
-    res = np.empty((n_items, z.shape[0], n_out))
+    res = np.empty(n_items)
     for c in prange(n_chunks):
         mine = W.copy()
         packed = np.empty(dense.packed_size(n_in, n_out))
         dense.pack(W, packed)
+        out = np.empty((z.shape[0], n_out))
         for i in range(c * n_items // n_chunks, (c + 1) * n_items // n_chunks):
             k, j = (i * 7919) % n_in, i % n_out
             original = mine[k, j]
             p = dense.packed_index(n_in, n_out, k, j)
             mine[k, j] = packed[p] = original + 1e-4
             if use_blas:
-                blas_affine(z, mine, b, res[i])
+                blas_affine(z, mine, b, out)
             else:
-                dense.affine_packed(z, packed, b, res[i])
+                dense.affine_packed(z, packed, b, out)
             mine[k, j] = packed[p] = original
+            total = 0.0
+            for s in range(out.shape[0]):
+                for q in range(n_out):
+                    total += out[s, q]
+            res[i] = total
     return res

@@ -34,6 +34,15 @@ from fastgrad.config import DENSE_FP_FLAGS, JIT_OPTIONS
 #: Added inside the log of the cross entropy, as in the book.
 LOG_EPS = 1e-7
 
+#: Fraction of non-zero inputs from which the dense first layer (``affine_packed``)
+#: beats the per-sample sparse one (``forward.sample_hidden`` over CSR). Measured
+#: with ``python bench/dense_report.py --only threshold`` (one thread, CPU time, AVX2
+#: EPYC, 2026-11-30): crossover at 0.33 for 784-50 (batch 100 and 128) and 0.38-0.39
+#: for 784-100; packing W on every call instead moves it to 0.39-0.47. Real batches
+#: agree: MNIST (18% lit) runs 1.9-2.2x faster sparse, Fashion-MNIST (50%) 1.3-1.5x
+#: faster dense, Fashion standardised per pixel (100%) 2.5-2.9x faster dense.
+DENSE_MIN_DENSITY = 0.35
+
 #: Samples per micro-kernel block.
 ROWS = 4
 #: Widest strip of outputs (two ``<4 x double>`` vectors).

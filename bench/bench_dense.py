@@ -60,7 +60,7 @@ def test_matmul(benchmark, shape, impl):
     assert np.max(np.abs(out - want)) <= 1e-12 * np.max(np.abs(want))
 
 
-@pytest.mark.parametrize("path", ["dense", "csr"])
+@pytest.mark.parametrize("path", ["dense", "csr", "sparse"])
 @pytest.mark.parametrize("data", DATASETS)
 def test_first_layer(benchmark, data, path):
     x = batch_of(data, 100)

@@ -60,13 +60,16 @@ def csr_hidden(W, b, indptr, indices, values, out):
 
 
 def first_layer(path, x, W, Wp, b):
-    """``run()`` computing ``x @ W + b`` by ``path`` ('dense', 'dense+pack' or 'csr')."""
+    """``run()`` computing ``x @ W + b`` by ``path``: 'dense' (packed W), 'dense+pack'
+    (packing W each call), 'sparse' (CSR, packed W) or 'csr' (forward.sample_hidden)."""
     out = np.empty((x.shape[0], W.shape[1]))
     if path == "dense":
         return lambda: dense.affine_packed(x, Wp, b, out) or out
     if path == "dense+pack":
         return lambda: dense.affine(x, W, b, out) or out
     indptr, indices, values = dense_to_csr(x)
+    if path == "sparse":
+        return lambda: dense.sparse_affine(indptr, indices, values, W, Wp, b, out) or out
     return lambda: csr_hidden(W, b, indptr, indices, values, out) or out
 
 

@@ -137,30 +137,32 @@ def threshold(repeats):
         for batch in (100, 128):
             xs = [synthetic(batch, d) for d in DENSITIES]
             dens = [np.count_nonzero(x) / x.size for x in xs]
-            times = best_times([first_layer("dense", xs[0], W, Wp, b),
-                                first_layer("dense+pack", xs[0], W, Wp, b)]
-                               + [first_layer("csr", x, W, Wp, b) for x in xs], repeats)
-            dense_t, pack_t, t_csr = times[0], times[1], times[2:]
-            t_dense = [dense_t] * len(xs)  # the dense time does not depend on the values
-            slope, icept = np.polyfit(dens, t_csr, 1)  # CSR time is linear in the lit pixels
+            runs = [first_layer(p, xs[0], W, Wp, b) for p in ("dense", "dense+pack")]
+            for path in ("csr", "sparse"):
+                runs += [first_layer(path, x, W, Wp, b) for x in xs]
+            times = best_times(runs, repeats)
+            dense_t, pack_t = times[:2]
             flops = 2 * batch * 784 * hidden
             print(f"784-{hidden} batch {batch}: dense {dense_t * 1e6:.0f} us "
-                  f"({flops / dense_t / 1e9:.1f} GFLOP/s), with packing {pack_t * 1e6:.0f} us; "
-                  f"CSR {slope * 1e6:.0f} us x density + {icept * 1e6:.0f} us; crossover at "
-                  f"density {(dense_t - icept) / slope:.3f} ({(pack_t - icept) / slope:.3f} "
-                  f"with packing)")
-            for d, td, tc in zip(dens, t_dense, t_csr, strict=True):
-                print(f"    synthetic {d:5.3f} lit: dense {td * 1e6:6.0f} us  "
-                      f"csr {tc * 1e6:6.0f} us  csr/dense {tc / td:5.2f}")
+                  f"({flops / dense_t / 1e9:.1f} GFLOP/s), packing W too {pack_t * 1e6:.0f} us")
+            for p, path in enumerate(("csr", "sparse")):
+                t_path = times[2 + p * len(xs): 2 + (p + 1) * len(xs)]
+                slope, icept = np.polyfit(dens, t_path, 1)  # linear in the lit pixels
+                print(f"  {path}: {slope * 1e6:.0f} us x density + {icept * 1e6:.0f} us; "
+                      f"equals dense at density {(dense_t - icept) / slope:.3f} "
+                      f"({(pack_t - icept) / slope:.3f} packing W too); "
+                      + " ".join(f"{d:.2f}:{t / dense_t:.2f}"
+                                 for d, t in zip(dens, t_path, strict=True))
+                      + " (density:time/dense)")
             for name in DATASETS:
                 x = batch_of(name, batch)
                 if x is None:
                     print(f"    {name}: not found")
                     continue
-                td, tc = best_times([first_layer("dense", x, W, Wp, b),
-                                     first_layer("csr", x, W, Wp, b)], repeats)
+                td, tc, ts = best_times([first_layer(p, x, W, Wp, b)
+                                         for p in ("dense", "csr", "sparse")], repeats)
                 print(f"    {name:>12} {np.count_nonzero(x) / x.size:5.3f} lit: dense "
-                      f"{td * 1e6:6.0f} us  csr {tc * 1e6:6.0f} us  csr/dense {tc / td:5.2f}",
+                      f"{td * 1e6:5.0f} us  csr {tc * 1e6:5.0f} us  sparse {ts * 1e6:5.0f} us",
                       flush=True)
 
 

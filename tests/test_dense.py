@@ -9,6 +9,7 @@ from numba import njit, prange
 
 from fastgrad import config, functions
 from fastgrad.kernels import dense
+from fastgrad.kernels.forward import dense_to_csr
 
 #: Relative tolerance against NumPy's BLAS (a different summation order).
 REL_TOL = 1e-12
@@ -73,6 +74,24 @@ def test_packed_path_and_index(shape):
     W2[k, j] += 0.5
     dense.affine_packed(z, Wp, b, out)
     np.testing.assert_array_equal(out, _affine(z, W2, b))
+
+
+SPARSE_SHAPES = SHAPES + [(3, 40, 48), (4, 30, 96), (5, 20, 101), (2, 9, 52)]
+
+
+@pytest.mark.parametrize("density", [0.0, 0.2, 1.0])
+@pytest.mark.parametrize("shape", SPARSE_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_sparse_affine_matches_numpy_and_dense_bitwise(shape, density):
+    batch, n_in, n_out = shape
+    z, W, b = _problem(*shape, seed=8)
+    z[np.random.default_rng(9).random(z.shape) >= density] = 0.0
+    z[0] = 0.0  # an empty row
+    Wp = np.empty(dense.packed_size(n_in, n_out))
+    dense.pack(W, Wp)
+    out = np.full((batch, n_out), np.nan)
+    dense.sparse_affine(*dense_to_csr(z), W, Wp, b, out)
+    assert _rel_err(out, z @ W + b) <= REL_TOL
+    np.testing.assert_array_equal(out, _affine(z, W, b))
 
 
 def test_padding_is_zero():

@@ -17,6 +17,10 @@ in LLVM IR: a block of 4 samples by 8 (or 4) outputs keeps its sums in
 packed weights once per 4 samples and each input once per 8 outputs.
 Weights are packed in strips of 8 columns (:func:`pack`) so that loop reads
 them contiguously; the last strip is 4 or 8 wide, zero-padded.
+
+:func:`sparse_affine` is the same layer for inputs in CSR, bitwise equal to
+the dense one (it only skips the ``+ 0 * w`` steps); which of the two is
+faster depends on the density, see :data:`DENSE_MIN_DENSITY`.
 """
 
 from __future__ import annotations
@@ -35,13 +39,15 @@ from fastgrad.config import DENSE_FP_FLAGS, JIT_OPTIONS
 LOG_EPS = 1e-7
 
 #: Fraction of non-zero inputs from which the dense first layer (``affine_packed``)
-#: beats the per-sample sparse one (``forward.sample_hidden`` over CSR). Measured
-#: with ``python bench/dense_report.py --only threshold`` (one thread, CPU time, AVX2
-#: EPYC, 2026-11-30): crossover at 0.33 for 784-50 (batch 100 and 128) and 0.38-0.39
-#: for 784-100; packing W on every call instead moves it to 0.39-0.47. Real batches
-#: agree: MNIST (18% lit) runs 1.9-2.2x faster sparse, Fashion-MNIST (50%) 1.3-1.5x
-#: faster dense, Fashion standardised per pixel (100%) 2.5-2.9x faster dense.
-DENSE_MIN_DENSITY = 0.35
+#: beats a sparse one over CSR. Measured with ``python bench/dense_report.py --only
+#: threshold`` (one thread, CPU time, AVX2 EPYC, 2026-11-30), batch 100 and 128 alike:
+#: against ``forward.sample_hidden`` the crossover is at 0.33 for 784-50 and 0.38 for
+#: 784-100, against :func:`sparse_affine` at 0.40 and 0.36 (packing W on every call
+#: instead moves them up by 0.06-0.10). Times near the crossover are flat: anywhere in
+#: 0.33-0.40 costs at most ~5% over the best path. Real batches: MNIST (18% lit) runs
+#: 1.8-2.2x faster sparse, Fashion-MNIST (50%) 1.2-1.5x faster dense, Fashion
+#: standardised per pixel (100%) 2.3-2.9x faster dense.
+DENSE_MIN_DENSITY = 0.38
 
 #: Samples per micro-kernel block.
 ROWS = 4
@@ -134,6 +140,72 @@ _micro8 = _make_micro(8)
 _micro4 = _make_micro(4)
 
 
+def _make_sparse(n_vec, width):
+    """Intrinsic ``sparse(indices, values, start, stop, W, row_len, off, tile)``.
+
+    ``tile[0, :4 * n_vec]`` = sums of ``values[q] * W[indices[q], cols]`` over
+    ``q`` in ``start:stop``: the dense chain minus its zero terms, the sums in
+    registers over all non-zeros. ``width`` 0: ``W`` is a flat row-major
+    matrix (rows of ``row_len``) and ``cols`` its ``4 * n_vec`` columns from
+    ``off``; else ``W`` is a packed strip ``width`` wide starting at ``off``.
+    """
+
+    @intrinsic
+    def sparse(typingctx, indices, values, start, stop, W, row_len, off, tile):
+        ints = (start, stop, row_len, off)
+        if not (isinstance(indices, types.Array) and indices.ndim == 1
+                and indices.layout == "C" and isinstance(indices.dtype, types.Integer)
+                and _c_array(values, 1) and _c_array(W, 1) and _c_array(tile, 2)
+                and all(isinstance(t, types.Integer) for t in ints)):
+            return None
+        sig = types.void(indices, values, start, stop, W, row_len, off, tile)
+
+        def codegen(context, builder, signature, args):
+            ia, va, wa, ta = (context.make_array(signature.args[i])(context, builder, args[i])
+                              for i in (0, 1, 4, 7))
+            start_, stop_, row_len_, off_ = (
+                context.cast(builder, args[i], signature.args[i], types.intp) for i in (2, 3, 5, 6))
+            intp = context.get_value_type(types.intp)
+
+            def const(v):
+                return ir.Constant(intp, v)
+
+            stride = row_len_ if width == 0 else const(width)
+            base = builder.gep(wa.data, [off_])
+            acc = [cgutils.alloca_once(builder, _VEC) for _ in range(n_vec)]
+            for a in acc:
+                builder.store(ir.Constant(_VEC, [0.0] * 4), a)
+            splat = ir.Constant(ir.VectorType(_I32, 4), [0] * 4)
+            undef = ir.Constant(_VEC, ir.Undefined)
+            with cgutils.for_range(builder, builder.sub(stop_, start_)) as loop:
+                q = builder.add(start_, loop.index)
+                k = context.cast(builder, builder.load(builder.gep(ia.data, [q])),
+                                 signature.args[0].dtype, types.intp)
+                x = builder.load(builder.gep(va.data, [q]))
+                xv = builder.shuffle_vector(
+                    builder.insert_element(undef, x, ir.Constant(_I32, 0)), undef, splat)
+                row = builder.gep(base, [builder.mul(k, stride)])
+                for v, a in enumerate(acc):
+                    ptr = builder.bitcast(builder.gep(row, [const(4 * v)]), _VEC.as_pointer())
+                    prod = _flagged(builder.fmul(xv, builder.load(ptr, align=8)))
+                    builder.store(_flagged(builder.fadd(builder.load(a), prod)), a)
+            for v, a in enumerate(acc):
+                ptr = builder.gep(ta.data, [const(4 * v)])
+                builder.store(builder.load(a), builder.bitcast(ptr, _VEC.as_pointer()), align=8)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return sparse
+
+
+#: Columns a sparse pass keeps in registers (12 vectors of 4, of the 16 AVX2 has).
+SPARSE_COLS = 48
+_sparse_rows = _make_sparse(SPARSE_COLS // 4, 0)
+_sparse8 = _make_sparse(2, 8)
+_sparse4 = _make_sparse(1, 4)
+
+
 @njit(**JIT_OPTIONS)
 def _strip_width(n_out, j0):
     """Width of the packed strip starting at column ``j0``: 8, or 4 for a short last one."""
@@ -200,6 +272,36 @@ def affine_packed(z, Wp, b, out):
         rest = np.zeros((ROWS, n_in))
         rest[:n_samples - full] = z[full:]
         _block(rest, 0, Wp, b, out, full, n_samples - full, tile)
+
+
+@njit(**JIT_OPTIONS)
+def sparse_affine(indptr, indices, values, W, Wp, b, out):
+    """Fill ``out`` (batch, n_out) with ``x @ W + b`` for ``x`` in CSR.
+
+    ``(indptr, indices, values)`` as from ``forward.dense_to_csr`` (columns
+    ascending within a row); ``W`` (n_in, n_out) C-contiguous and ``Wp`` the
+    same weights packed: blocks of 48 columns read rows of ``W``, the rest
+    the zero-padded strips of ``Wp``. Each output is the chain of
+    :func:`affine_packed` without its zero terms, so for finite weights both
+    give bitwise the same result.
+    """
+    n_in, n_out = W.shape
+    flat = W.reshape(W.size)
+    tile = np.empty((1, SPARSE_COLS))
+    wide = n_out - n_out % SPARSE_COLS
+    for n in range(out.shape[0]):
+        start, stop = indptr[n], indptr[n + 1]
+        for j0 in range(0, wide, SPARSE_COLS):
+            _sparse_rows(indices, values, start, stop, flat, n_out, j0, tile)
+            for c in range(SPARSE_COLS):
+                out[n, j0 + c] = tile[0, c] + b[j0 + c]
+        for j0 in range(wide, n_out, STRIP):
+            if _strip_width(n_out, j0) == 8:
+                _sparse8(indices, values, start, stop, Wp, n_out, j0 * n_in, tile)
+            else:
+                _sparse4(indices, values, start, stop, Wp, n_out, j0 * n_in, tile)
+            for c in range(min(STRIP, n_out - j0)):
+                out[n, j0 + c] = tile[0, c] + b[j0 + c]
 
 
 @njit(**JIT_OPTIONS)

@@ -115,3 +115,41 @@ def perturbed_layers(z, W, b, n_items, n_chunks, use_blas):
                     total += out[s, q]
             res[i] = total
     return res
+
+
+# --- whole forward pass (784-H-10 sigmoid net), as the jit method would run it ---------
+
+
+@njit(**{**JIT_OPTIONS, "cache": False})
+def dense_net_loss(x, csr_ok, indptr, indices, values, W1, Wp1, b1, Wp2, b2, labels, a1, a2):
+    """Batch loss with the dense kernels: sparse or dense first layer, then dense."""
+    if csr_ok:
+        dense.sparse_affine(indptr, indices, values, W1, Wp1, b1, a1)
+    else:
+        dense.affine_packed(x, Wp1, b1, a1)
+    dense.sigmoid_(a1)
+    dense.affine_packed(a1, Wp2, b2, a2)
+    return dense.loss_from_logits(a2, labels)
+
+
+def net_losses(x, labels, hidden=50, seed=0):
+    """``{name: run()}`` for one batch loss: 'batch_loss' (today's kernel), 'dense',
+    'sparse' and 'auto' (by :data:`dense.DENSE_MIN_DENSITY`)."""
+    from fastgrad.kernels.forward import batch_loss
+
+    W1, Wp1, b1 = layer(x.shape[1], hidden, seed)
+    W2, Wp2, b2 = layer(hidden, 10, seed + 1)
+    b1 += 0.1  # non-zero biases, so that they are exercised
+    b2 -= 0.1
+    indptr, indices, values = dense_to_csr(x)
+    a1, a2 = np.empty((x.shape[0], hidden)), np.empty((x.shape[0], 10))
+    s1, s2 = np.empty(hidden), np.empty(10)
+    sparse_ok = np.count_nonzero(x) / x.size < dense.DENSE_MIN_DENSITY
+
+    def ours(use_csr):
+        return lambda: dense_net_loss(x, use_csr, indptr, indices, values, W1, Wp1, b1, Wp2,
+                                      b2, labels, a1, a2)
+
+    return {"batch_loss": lambda: batch_loss(W1, b1, W2, b2, indptr, indices, values, labels,
+                                             s1, s2),
+            "dense": ours(False), "sparse": ours(True), "auto": ours(sparse_ok)}

@@ -8,6 +8,8 @@ Run ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/dense_report.py`
 ``prange``: the jit method's pattern (per-chunk weights perturbed in place,
 one layer per item) with BLAS called inside the prange versus the kernel:
 time on all threads and whether the results are bitwise the same on one thread.
+``forward``: one whole batch loss (784-50-10, batch 100) with today's
+``forward.batch_loss`` against the new kernels (sparse, dense, auto).
 ``threshold``: for 784-50 and 784-100
 at batch 100 and 128 it times the hidden pre-activations of seeded synthetic
 batches of rising density both ways (one thread, best of ``--repeats``
@@ -34,6 +36,7 @@ from dense_inputs import (  # noqa: E402
     blas_affine,
     first_layer,
     layer,
+    net_losses,
     perturbed_layers,
     synthetic,
 )
@@ -166,12 +169,31 @@ def threshold(repeats):
                       flush=True)
 
 
+def forward(repeats):
+    """One batch loss of 784-50-10, batch 100: today's batch_loss against the new kernels."""
+    for name in DATASETS:
+        x = batch_of(name, 100)
+        if x is None:
+            print(f"{name}: not found")
+            continue
+        labels = np.arange(100, dtype=np.uint8) % 10
+        runs = net_losses(x, labels)
+        values = {k: run() for k, run in runs.items()}
+        spread = max(abs(v - values["batch_loss"]) for v in values.values())
+        times = dict(zip(runs, best_times(list(runs.values()), repeats), strict=True))
+        base = times["batch_loss"]
+        print(f"{name:>12} ({np.count_nonzero(x) / x.size:.2f} lit): " + "  ".join(
+            f"{k} {t * 1e6:4.0f} us ({base / t:.2f}x)" for k, t in times.items())
+            + f"  |loss diff| <= {spread:.1e}", flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--only", choices=("gflops", "prange", "threshold"))
+    parser.add_argument("--only", choices=("gflops", "prange", "threshold", "forward"))
     args = parser.parse_args(argv)
-    for name, part in (("gflops", gflops), ("prange", prange_blas), ("threshold", threshold)):
+    for name, part in (("gflops", gflops), ("prange", prange_blas), ("threshold", threshold),
+                       ("forward", forward)):
         if args.only in (None, name):
             print(f"--- {name}")
             part(args.repeats)

@@ -3,8 +3,9 @@
 Kernels import their decorator options from here instead of scattering
 literals: ``cache`` so a warm start skips compilation, ``nogil`` so kernels may
 run from several Python threads, ``parallel`` only where a kernel has a
-``prange``. fastmath stays off everywhere: reassociation would change the
-finite differences (and break bitwise thread-count invariance).
+``prange``. fastmath stays off (the dense micro-kernel only contracts
+multiply-adds into FMAs): reassociation would change the finite differences
+(and break bitwise thread-count invariance).
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ THREADS_ENV = "FASTGRAD_THREADS"
 
 #: Options of serial kernels.
 JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
+
+#: LLVM fast-math flags of the dense micro-kernel's multiply-adds (kernels/dense.py):
+#: ``contract`` alone lets LLVM fuse ``acc + x * w`` into one FMA instruction (one
+#: rounding instead of two). Unlike reassociation it keeps the order of every sum,
+#: so results stay bitwise the same for any thread count.
+DENSE_FP_FLAGS = ("contract",)
 
 #: Options of kernels with a ``prange`` loop.
 PARALLEL_OPTIONS = {**JIT_OPTIONS, "parallel": True}

@@ -1,7 +1,8 @@
 """The one registry of gradient methods, shared by the tests, the benchmarks and the CLI.
 
 Every entry takes already-validated inputs (see :func:`fastgrad.inputs.check_batch`)
-``(params, x, labels, h, threads, arch)`` and returns a dict shaped like ``params``.
+``(params, x, labels, h, threads, arch, timer)`` and returns a dict shaped like
+``params``; ``timer`` (:mod:`fastgrad.phases`) times its phases when asked.
 ``params`` is ``W1, b1, ..., W{L+1}, b{L+1}`` of any depth; ``arch``
 (:class:`fastgrad.arch.Arch`, default the chapter-4 sigmoid net without weight
 decay) names the activation and the weight decay.
@@ -18,10 +19,11 @@ import numpy as np
 
 from fastgrad import config, inputs, reference
 from fastgrad.arch import SIGMOID, make_arch
-from fastgrad.kernels.deep import deep_incremental_gradient
+from fastgrad.kernels.deep import deep_finish, deep_prepare, deep_sweep
 from fastgrad.kernels.forward import dense_to_csr
 from fastgrad.kernels.full import deep_full_gradient, full_gradient
-from fastgrad.kernels.incremental import incremental_gradient
+from fastgrad.kernels.incremental import cached_activations, finish, hidden_sweep
+from fastgrad.phases import no_timer
 
 
 @dataclass(frozen=True)
@@ -46,12 +48,14 @@ def numba_threads(threads):
         numba.set_num_threads(previous)
 
 
-def _reference(params, x, labels, h, threads, arch=SIGMOID):
-    return reference.net_numerical_gradient(params, x, labels, h, *arch)
+def _reference(params, x, labels, h, threads, arch=SIGMOID, timer=no_timer):
+    with timer("reference loop", "serial"):
+        return reference.net_numerical_gradient(params, x, labels, h, *arch)
 
 
-def _backprop(params, x, labels, h, threads, arch=SIGMOID):
-    return reference.backprop_gradient(params, x, labels, False, *arch)
+def _backprop(params, x, labels, h, threads, arch=SIGMOID, timer=no_timer):
+    with timer("backprop", "serial"):
+        return reference.backprop_gradient(params, x, labels, False, *arch)
 
 
 def _flatten(params):
@@ -65,10 +69,11 @@ def _flatten(params):
 
 
 def _unflatten(flat, params):
+    """Views of ``flat`` shaped like ``params`` (``flat`` is the method's own array)."""
     out, start = {}, 0
     for name in reference.param_names(params):
         size = params[name].size
-        out[name] = flat[start:start + size].reshape(params[name].shape).copy()
+        out[name] = flat[start:start + size].reshape(params[name].shape)
         start += size
     return out
 
@@ -105,35 +110,69 @@ def _two_layer_sigmoid(params, arch):
     return len(params) == 4 and arch.activation == "sigmoid"
 
 
-def _jit(params, x, labels, h, threads, arch=SIGMOID):
-    theta, sizes = _flatten(params)
+def _jit(params, x, labels, h, threads, arch=SIGMOID, timer=no_timer):
+    with timer("flatten", "serial"):
+        theta, sizes = _flatten(params)
     with numba_threads(threads):
-        indptr, indices, values = dense_to_csr(x)
+        with timer("csr", "parallel"):
+            indptr, indices, values = dense_to_csr(x)
         chunks = config.n_chunks(threads, theta.size)
-        if _two_layer_sigmoid(params, arch):
-            flat = full_gradient(theta, *sizes, indptr, indices, values, labels, h, chunks)
-        else:
-            flat = deep_full_gradient(theta, sizes, arch.code, indptr, indices, values, labels,
-                                      h, chunks)
-    return _add_decay(_unflatten(flat, params), params, h, arch.weight_decay)
+        with timer("perturbed forward passes", "parallel"):
+            if _two_layer_sigmoid(params, arch):
+                flat = full_gradient(theta, *sizes, indptr, indices, values, labels, h, chunks)
+            else:
+                flat = deep_full_gradient(theta, sizes, arch.code, indptr, indices, values,
+                                          labels, h, chunks)
+    with timer("unflatten", "serial"):
+        return _add_decay(_unflatten(flat, params), params, h, arch.weight_decay)
 
 
-def _incremental(params, x, labels, h, threads, arch=SIGMOID):
+def _incremental(params, x, labels, h, threads, arch=SIGMOID, timer=no_timer):
     with numba_threads(threads):
-        indptr, indices, values = dense_to_csr(x)
+        with timer("csr", "parallel"):
+            indptr, indices, values = dense_to_csr(x)
         if _two_layer_sigmoid(params, arch):
-            gW1, gb1, gW2, gb2 = incremental_gradient(
-                params["W1"], params["b1"], params["W2"], params["b2"],
-                indptr, indices, values, labels, h,
-            )
-            grads = {"W1": gW1, "b1": gb1, "W2": gW2, "b2": gb2}
+            grads = _two_layer_incremental(params, indptr, indices, values, labels, h, timer)
         else:
-            theta, sizes = _flatten(params)
-            spec, colmax = _weight_norms(params)
-            flat = deep_incremental_gradient(theta, sizes, arch.code, indptr, indices, values,
-                                             labels, h, spec, colmax)
-            grads = _unflatten(flat, params)
-    return _add_decay(grads, params, h, arch.weight_decay)
+            grads = _deep_incremental(params, indptr, indices, values, labels, h, arch, timer)
+    with timer("weight decay", "serial"):
+        return _add_decay(grads, params, h, arch.weight_decay)
+
+
+def _two_layer_incremental(params, indptr, indices, values, labels, h, timer):
+    W1, b1, W2, b2 = (params[name] for name in reference.PARAM_NAMES)
+    n_in, n_hidden = W1.shape
+    n_out, n = W2.shape[1], labels.size
+    with timer("allocate", "serial"):
+        cache = (np.empty((n, n_hidden)), np.empty((n, n_hidden)), np.empty((n, n_hidden)),
+                 np.empty((n, n_out)), np.empty((n, n_out)), np.empty(values.size),
+                 np.empty(values.size), np.empty(n))
+        gb2_rows = np.empty((n, n_out))
+        gW1_t, gW1 = np.empty((n_hidden, n_in)), np.empty((n_in, n_hidden))
+        gb1, gW2, gb2 = np.empty(n_hidden), np.empty((n_hidden, n_out)), np.empty(n_out)
+        scale = 1.0 / (n * 2.0 * h)
+    with timer("activations", "parallel"):
+        cached_activations(W1, b1, W2, b2, indptr, indices, values, labels, h, *cache, gb2_rows)
+    with timer("hidden sweep", "parallel"):
+        hidden_sweep(W2, indptr, indices, values, labels, h, *cache, gW1_t, gb1, gW2, scale)
+    with timer("finish", "parallel"):
+        finish(gW1_t, gb2_rows, scale, gW1, gb2)
+    return {"W1": gW1, "b1": gb1, "W2": gW2, "b2": gb2}
+
+
+def _deep_incremental(params, indptr, indices, values, labels, h, arch, timer):
+    with timer("flatten", "serial"):
+        theta, sizes = _flatten(params)
+        spec, colmax = _weight_norms(params)
+    args = (theta, sizes, arch.code, indptr, indices, values, labels, h, spec, colmax)
+    with timer("activations", "parallel"):
+        cache = deep_prepare(*args)
+    with timer("hidden sweep", "parallel"):
+        sums = deep_sweep(*args, *cache)
+    with timer("finish", "parallel"):
+        w_off, b_off, unit_off = cache[:3]
+        flat = deep_finish(sums, sizes, w_off, b_off, unit_off, labels.size, h)
+    return _unflatten(flat, params)
 
 
 METHODS = {

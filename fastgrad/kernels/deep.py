@@ -275,10 +275,15 @@ def _sigmoid_coefficients(theta, sizes, w_off, pre_n, post_n, enz_n, layer, j, A
 
 
 @njit(**PARALLEL_OPTIONS)
-def _deep_sweep(theta, sizes, act, indptr, indices, values, labels, h, w_off, b_off, unit_off,
-                pre, post, enz, y, m0s, dirs, margins, mu, coefs, ratios, em_plus, em_minus,
-                spec, colmax):
-    """Sum ``L_n(+) - L_n(-)`` per parameter; one ``prange`` iteration per hidden unit."""
+def deep_sweep(theta, sizes, act, indptr, indices, values, labels, h, spec, colmax, w_off, b_off,
+               unit_off, pre, post, enz, y, m0s, dirs, margins, mu, coefs, ratios, em_plus,
+               em_minus, out_rows):
+    """Phase 2: sum ``L_n(+) - L_n(-)`` per parameter, one ``prange`` iteration per hidden unit.
+
+    Returns the sums laid out like ``theta`` except that each hidden weight
+    block is transposed (row ``j`` = unit ``j``, owned by its iteration);
+    :func:`deep_finish` turns them into the gradient.
+    """
     count = sizes.size - 1
     n_hidden = count - 1
     top = n_hidden - 1
@@ -412,17 +417,20 @@ def _deep_sweep(theta, sizes, act, indptr, indices, values, labels, h, w_off, b_
                 for k in range(n_out):
                     sums[out_row + k] += _logit_shift_diff(y[n, k], y[n, t], k == t, m0s[n],
                                                            x_plus, x_minus)
-    x_plus = math.expm1(h)
-    x_minus = math.expm1(-h)
     b_out = b_off[count - 1]
-    for n in range(n_samples):
-        t = labels[n]
+    for n in range(n_samples):  # in sample order, like every other sum
         for k in range(n_out):
-            sums[b_out + k] += _logit_shift_diff(y[n, k], y[n, t], k == t, m0s[n], x_plus,
-                                                 x_minus)
-    # back to theta's layout (hidden weight blocks untransposed), scaled
+            sums[b_out + k] += out_rows[n, k]
+    return sums
+
+
+@njit(**PARALLEL_OPTIONS)
+def deep_finish(sums, sizes, w_off, b_off, unit_off, n_samples, h):
+    """Phase 3: the gradient in ``theta``'s layout, scaled (parallel over hidden units)."""
+    count = sizes.size - 1
+    n_units = unit_off[unit_off.size - 1]
     scale = 1.0 / (n_samples * 2.0 * h)
-    grad = np.empty(theta.size)
+    grad = np.empty(sums.size)
     for u in prange(n_units):
         layer = 0
         while unit_off[layer + 1] <= u:
@@ -433,19 +441,19 @@ def _deep_sweep(theta, sizes, act, indptr, indices, values, labels, h, w_off, b_
         for i in range(n_in):
             grad[w_off[layer] + i * n_unit + j] = sums[w_off[layer] + j * n_in + i] * scale
         grad[b_off[layer] + j] = sums[b_off[layer] + j] * scale
-    for p in range(w_off[count - 1], theta.size):
+    for p in range(w_off[count - 1], sums.size):
         grad[p] = sums[p] * scale
     return grad
 
 
 @njit(**PARALLEL_OPTIONS)
-def deep_incremental_gradient(theta, sizes, act, indptr, indices, values, labels, h, spec,
-                              colmax):
-    """Central-difference gradient (flat, like ``theta``) of the batch cross entropy.
+def deep_prepare(theta, sizes, act, indptr, indices, values, labels, h, spec, colmax):
+    """Phase 1, parallel over samples: everything the sweep reuses.
 
     ``theta``/``sizes`` as in :mod:`fastgrad.kernels.layers`, ``act`` the
     activation code, the batch in CSR, ``spec[m]``/``colmax[m]`` the spectral
-    norm and the largest column norm of weight matrix ``m`` (0-based; ReLU margins).
+    norm and the largest column norm of weight matrix ``m`` (0-based; ReLU
+    margins). Returns the cached arrays, in the order :func:`deep_sweep` takes them.
     """
     count = sizes.size - 1  # affine layers; hidden layers are 0 .. count - 2
     n_hidden = count - 1
@@ -476,6 +484,9 @@ def deep_incremental_gradient(theta, sizes, act, indptr, indices, values, labels
     ratios = np.empty((n_samples, max(n_coef, 1)))
     em_plus = np.empty(values.size)
     em_minus = np.empty(values.size)
+    out_rows = np.empty((n_samples, n_out))  # output biases: L(+) - L(-) per sample
+    x_plus_bias = math.expm1(h)
+    x_minus_bias = math.expm1(-h)
     W_out = weight(theta, sizes, w_off, count - 1)
     for n in prange(n_samples):
         pre_n = pre[n]
@@ -505,6 +516,10 @@ def deep_incremental_gradient(theta, sizes, act, indptr, indices, values, labels
             y[n, k] /= total
             m0 += y[n, k]
         m0s[n] = m0
+        t = labels[n]
+        for k in range(n_out):
+            out_rows[n, k] = _logit_shift_diff(y[n, k], y[n, t], k == t, m0, x_plus_bias,
+                                               x_minus_bias)
         for q in range(indptr[n], indptr[n + 1]):
             em_plus[q] = math.expm1(-h * values[q])
             em_minus[q] = math.expm1(h * values[q])
@@ -544,6 +559,5 @@ def deep_incremental_gradient(theta, sizes, act, indptr, indices, values, labels
                         g3 = max(g3, abs(c[2, o]))
                     ratios[n, u] = (max(g2 / g1, math.sqrt(g3 / g1)) if g1 > 0.0
                                     else np.inf)
-    return _deep_sweep(theta, sizes, act, indptr, indices, values, labels, h, w_off, b_off,
-                       unit_off, pre, post, enz, y, m0s, dirs, margins, mu, coefs, ratios,
-                       em_plus, em_minus, spec, colmax)
+    return (w_off, b_off, unit_off, pre, post, enz, y, m0s, dirs, margins, mu, coefs, ratios,
+            em_plus, em_minus, out_rows)

@@ -10,29 +10,36 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from fastgrad.config import JIT_OPTIONS
+from fastgrad.config import JIT_OPTIONS, PARALLEL_OPTIONS
 
 #: Added inside the log of the cross entropy, as in the book.
 LOG_EPS = 1e-7
 
 
-@njit(**JIT_OPTIONS)
+@njit(**PARALLEL_OPTIONS)
 def dense_to_csr(x):
-    """Return ``(indptr, indices, values)`` of the non-zero entries of 2-D ``x``."""
+    """Return ``(indptr, indices, values)`` of the non-zero entries of 2-D ``x``.
+
+    Rows are counted and filled in parallel (each row by one thread, in
+    column order); only the prefix sum over rows is serial.
+    """
     n_rows, n_cols = x.shape
-    indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    for n in range(n_rows):
+    counts = np.zeros(n_rows, dtype=np.int64)
+    for n in prange(n_rows):
         count = 0
         for i in range(n_cols):
             if x[n, i] != 0.0:
                 count += 1
-        indptr[n + 1] = indptr[n] + count
+        counts[n] = count
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    for n in range(n_rows):
+        indptr[n + 1] = indptr[n] + counts[n]
     indices = np.empty(indptr[n_rows], dtype=np.int64)
     values = np.empty(indptr[n_rows], dtype=np.float64)
-    q = 0
-    for n in range(n_rows):
+    for n in prange(n_rows):
+        q = indptr[n]
         for i in range(n_cols):
             if x[n, i] != 0.0:
                 indices[q] = i

@@ -136,22 +136,18 @@ def _series_diff(e, z, em_p, em_m, m0, m1, m2, m3, m4, m5, y_t, w_t, a_base):
 
 
 @njit(**PARALLEL_OPTIONS)
-def incremental_gradient(W1, b1, W2, b2, indptr, indices, values, labels, h):
-    """Central-difference gradients ``(gW1, gb1, gW2, gb2)`` of the batch loss."""
-    n_in, n_hidden = W1.shape
+def cached_activations(W1, b1, W2, b2, indptr, indices, values, labels, h, pre, exp_neg_a1, z1,
+                       logits, y, em_plus, em_minus, v_max, gb2_rows):
+    """Phase 1, parallel over samples: the unperturbed activations the sweep reuses.
+
+    Also each sample's ``L(+) - L(-)`` for every output bias (``gb2_rows``),
+    summed over samples in order by :func:`finish`.
+    """
+    n_hidden = W1.shape[1]
     n_out = W2.shape[1]
     n_samples = labels.size
-    nnz = values.size
-
-    # Unperturbed activations, one sample per iteration.
-    pre = np.empty((n_samples, n_hidden))  # hidden pre-activations a1
-    exp_neg_a1 = np.empty((n_samples, n_hidden))
-    z1 = np.empty((n_samples, n_hidden))
-    logits = np.empty((n_samples, n_out))
-    y = np.empty((n_samples, n_out))
-    em_plus = np.empty(nnz)  # expm1(-h v): exp(-(a + hv)) = exp(-a) (1 + em_plus)
-    em_minus = np.empty(nnz)  # expm1(+h v) for the step a - hv
-    v_max = np.zeros(n_samples)
+    x_plus_bias = math.expm1(h)
+    x_minus_bias = math.expm1(-h)
     for n in prange(n_samples):
         a1 = np.empty(n_hidden)
         a2 = np.empty(n_out)
@@ -172,21 +168,41 @@ def incremental_gradient(W1, b1, W2, b2, indptr, indices, values, labels, h):
             total += a2[k]
         for k in range(n_out):
             y[n, k] = a2[k] / total
+        v_max[n] = 0.0
         for q in range(indptr[n], indptr[n + 1]):
             em_plus[q] = math.expm1(-h * values[q])
             em_minus[q] = math.expm1(h * values[q])
             v_max[n] = max(v_max[n], abs(values[q]))
+        t = labels[n]
+        m0 = 0.0
+        for k in range(n_out):
+            m0 += y[n, k]
+        for k in range(n_out):
+            gb2_rows[n, k] = _logit_shift_diff(y[n, k], y[n, t], k == t, m0, x_plus_bias,
+                                               x_minus_bias)
 
+
+@njit(**PARALLEL_OPTIONS)
+def hidden_sweep(W2, indptr, indices, values, labels, h, pre, exp_neg_a1, z1, logits, y, em_plus,
+                 em_minus, v_max, gW1_t, gb1, gW2, scale):
+    """Phase 2, parallel over hidden units: sum ``L_n(+) - L_n(-)`` for W1, b1, W2.
+
+    Row ``j`` of ``gW1_t`` (``W1[:, j]``), ``gb1[j]`` and ``gW2[j]`` are
+    written only by the iteration of unit ``j``; ``gb1`` and ``gW2`` come out
+    scaled by ``scale``, ``gW1_t`` unscaled (see :func:`finish`).
+    """
+    n_hidden, n_out = W2.shape
+    n_samples = labels.size
     max_row = 1
     for n in range(n_samples):
         max_row = max(max_row, indptr[n + 1] - indptr[n])
-    gW1_t = np.zeros((n_hidden, n_in))  # row j is written by the thread owning j
-    gb1 = np.zeros(n_hidden)
-    gW2 = np.zeros((n_hidden, n_out))
     bias_em_plus = math.expm1(-h)
     bias_em_minus = math.expm1(h)
 
     for j in prange(n_hidden):
+        gW1_t[j, :] = 0.0
+        gb1[j] = 0.0
+        gW2[j, :] = 0.0
         tmp = np.empty(max_row)
         w = W2[j]
         w_max = 0.0
@@ -251,21 +267,21 @@ def incremental_gradient(W1, b1, W2, b2, indptr, indices, values, labels, h):
             x_minus = math.expm1(-h * z)
             for k in range(n_out):
                 gW2[j, k] += _logit_shift_diff(y_row[k], y_t, k == t, m0, x_plus, x_minus)
-
-    gb2 = np.zeros(n_out)
-    x_plus = math.expm1(h)
-    x_minus = math.expm1(-h)
-    for n in range(n_samples):
-        t = labels[n]
-        m0 = 0.0
+        gb1[j] *= scale
         for k in range(n_out):
-            m0 += y[n, k]
-        for k in range(n_out):
-            gb2[k] += _logit_shift_diff(y[n, k], y[n, t], k == t, m0, x_plus, x_minus)
+            gW2[j, k] *= scale
 
-    scale = 1.0 / (n_samples * 2.0 * h)
-    gW1 = np.empty((n_in, n_hidden))
-    for i in range(n_in):
+
+@njit(**PARALLEL_OPTIONS)
+def finish(gW1_t, gb2_rows, scale, gW1, gb2):
+    """Phase 3: ``gW1`` from its transposed sums (parallel over rows), ``gb2`` in sample order."""
+    n_hidden, n_in = gW1_t.shape
+    for i in prange(n_in):
         for j in range(n_hidden):
             gW1[i, j] = gW1_t[j, i] * scale
-    return gW1, gb1 * scale, gW2 * scale, gb2 * scale
+    gb2[:] = 0.0
+    for n in range(gb2_rows.shape[0]):
+        for k in range(gb2.size):
+            gb2[k] += gb2_rows[n, k]
+    for k in range(gb2.size):
+        gb2[k] *= scale

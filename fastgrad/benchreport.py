@@ -1,8 +1,9 @@
-"""A ``fastgrad bench`` run as data: measure, print, save, compare and plot.
+"""A ``fastgrad bench`` run as data: measure, print, save and plot.
 
 :func:`run_benchmark` returns a plain JSON-ready dict (schema
 :data:`SCHEMA`); the other functions only read it, so a saved report can be
-printed, compared or plotted later without measuring again.
+printed, compared (:mod:`fastgrad.benchcompare`) or plotted later without
+measuring again.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from fastgrad.methods import METHODS, check_method
 SCHEMA = "fastgrad-bench/2"
 #: Older report layouts :func:`load_json` still reads (/1: no ceiling, timed in blocks).
 OLD_SCHEMAS = ("fastgrad-bench/1",)
-#: A method this much slower than in the baseline is a regression.
-REGRESSION = 1.25
 #: Baselines of the ratio columns; always measured.
 BASELINES = ("reference", "backprop")
 
@@ -414,39 +413,6 @@ def check_comparable(baseline, workload):
     if _workload_identity(b) != _workload_identity(workload):
         raise ValueError(f"baseline measured {_describe_workload(b)}, this run "
                          f"{_describe_workload(workload)}: not comparable")
-
-
-def compare(report, baseline, threshold=REGRESSION):
-    """Per-row ratio ``now / baseline`` of the median; flags rows slower than ``threshold``.
-
-    Returns
-    -------
-    list of dict
-        ``method, threads, baseline_s, now_s, ratio, regression``.
-    """
-    check_comparable(baseline, report["workload"])
-    old = {(r["method"], r["threads"]): r["median_s"] for r in baseline["timings"]}
-    rows = []
-    for r in report["timings"]:
-        key = (r["method"], r["threads"])
-        if key in old:
-            ratio = r["median_s"] / old[key]
-            rows.append({"method": key[0], "threads": key[1], "baseline_s": old[key],
-                         "now_s": r["median_s"], "ratio": ratio,
-                         "regression": ratio > threshold})
-    return rows
-
-
-def format_comparison(rows, path, threshold=REGRESSION):
-    """The comparison as text."""
-    out = [f"compared with {path} (regression: more than {threshold - 1:.0%} slower):"]
-    out += ["  " + line for line in _table(
-        ("method", "threads", "baseline", "now", "now/baseline", ""),
-        [(r["method"], r["threads"] or "-", _fmt_s(r["baseline_s"]), _fmt_s(r["now_s"]),
-          f"{r['ratio']:.2f}x", "REGRESSION" if r["regression"] else "") for r in rows])]
-    if not rows:
-        out.append("  no method/threads rows in common")
-    return "\n".join(out)
 
 
 def plot(report, path):

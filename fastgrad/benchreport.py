@@ -323,13 +323,14 @@ def format_report(report):
         ceiling = report.get("ceiling")
         if ceiling:
             cs = ceiling["rows"]
-            out += [f"  machine ceiling ({ceiling['kernel']}, a compute-bound prange kernel "
-                    "timed next to every sample): " + ", ".join(
+            out += [f"  machine ceiling: {ceiling['kernel']}, a compute-bound prange kernel "
+                    "timed next to every sample:",
+                    "    " + ", ".join(
                         f"{c['threads']} thread{'s' * (c['threads'] != 1)} "
                         f"{_fmt_s(c['median_s'])} ({_fmt_spread(c['spread'])})"
-                        + (f" = {_fmt_x(c['speedup_vs_1_thread'])}"
-                           if c["threads"] != 1 and c["speedup_vs_1_thread"] else "")
-                        for c in cs)]
+                        for c in cs) + " = speed-up " + ", ".join(
+                        f"{_fmt_x(c['speedup_vs_1_thread'])} on {c['threads']}"
+                        for c in cs if c["threads"] != 1 and c["speedup_vs_1_thread"])]
         out += ["  " + line for line in _table(
             ("method", "threads", "median", "spread", "min", "vs 1 thread", "ceiling",
              "efficiency"),

@@ -46,6 +46,8 @@ def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=N
         Numba thread counts for the compiled methods (default
         :func:`fastgrad.benchmark.thread_counts`); the largest is the one
         compared with the other methods, all of them make the scaling rows.
+        They are timed interleaved round by round, next to the ceiling kernel
+        (:func:`fastgrad.timing.time_interleaved`).
     hidden, batch : int
         Workload size (784-hidden-10 net, ``batch`` digits).
     repeats : int, optional
@@ -72,7 +74,10 @@ def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=N
     Returns
     -------
     dict
-        ``ok`` is False if any method disagreed with the reference.
+        ``ok`` is False if any method disagreed with the reference. Compiled
+        rows carry ``ceiling_times_s`` (the ceiling kernel, same rounds),
+        ``ceiling_speedup``, ``efficiency`` and ``efficiency_rounds``;
+        ``ceiling`` sums the ceiling kernel up per thread count.
     """
     names = [check_method(m).name for m in (methods or METHODS)]
     names = [m for m in METHODS if m in names or m in BASELINES]  # registry order

@@ -14,7 +14,8 @@ def register(subparsers):
         "bench", help="validate and time the gradient methods",
         description="Check every method against the NumPy reference (max |error| <= 1e-9; "
                     "1e-5 for analytic backprop), then time it and print time per gradient, "
-                    "speed-up vs the reference, cost vs backprop, thread scaling and "
+                    "speed-up vs the reference, cost vs backprop, thread scaling against "
+                    "the machine's own ceiling (thread counts interleaved) and "
                     "start-up (compile) time. Exit status 1 if a method fails validation "
                     "or, with --compare, regresses by more than 25% beyond the noise of "
                     "its rounds.")

@@ -447,6 +447,11 @@ def plot(report, path):
             right.plot(xs, [r["speedup_vs_1_thread"] for r in rows], "o-", label=name)
             top = max(top, *xs)
             ticks.update(xs)
+    ceiling = [c for c in (report.get("ceiling") or {}).get("rows", [])
+               if c["speedup_vs_1_thread"]]
+    if len(ceiling) > 1:
+        right.plot([c["threads"] for c in ceiling], [c["speedup_vs_1_thread"] for c in ceiling],
+                   "s:", color="grey", label="machine ceiling (same rounds)")
     right.plot([1, top], [1, top], "k--", lw=0.8, label="ideal")
     right.set_xticks(sorted(ticks))
     right.set_xlabel("Numba threads")

@@ -69,10 +69,23 @@ def _machine(env):
             "BLAS": blas, "Numba version": env.get("numba")}
 
 
+def _numpy_blas_threads(report):
+    counts = {r.get("blas_threads") for r in report["timings"] if r["threads"] is None}
+    return ", ".join(map(str, sorted(c for c in counts if c is not None))) or None
+
+
 def machine_differences(report, baseline):
-    """``(what, baseline value, now value)`` for CPU model, cores, BLAS and Numba."""
+    """``(what, baseline value, now value)`` for CPU model, cores, BLAS and Numba.
+
+    Also the BLAS threads the NumPy methods (the anchors) ran with, when both
+    reports recorded them.
+    """
     old, new = _machine(baseline.get("environment")), _machine(report.get("environment"))
-    return [(k, old[k], new[k]) for k in old if old[k] != new[k]]
+    out = [(k, old[k], new[k]) for k in old if old[k] != new[k]]
+    b, n = _numpy_blas_threads(baseline), _numpy_blas_threads(report)
+    if b and n and b != n:
+        out.append(("BLAS thread count of the NumPy methods", b, n))
+    return out
 
 
 def compare(report, baseline, threshold=REGRESSION, *, absolute=False):

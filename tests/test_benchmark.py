@@ -579,6 +579,12 @@ def test_old_baseline_without_ceiling_or_rounds():
     assert any("has no machine ceiling" in n and "fastgrad bench --json" in n
                for n in c["notes"])
     assert all(r["verdict"] in ("ok", "anchor") for r in c["rows"])
+    assert c["machine"] == []
+    for r in now["timings"]:
+        if r["threads"] is None:
+            r["blas_threads"] = 1
+    assert benchcompare.compare(now, old)["machine"] == [
+        ("BLAS thread count of the NumPy methods", "2", "1")]
     bare = json.loads(json.dumps(old))  # rows without rounds: spread unknown, still compared
     for r in bare["timings"]:
         del r["times_s"]

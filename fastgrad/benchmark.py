@@ -10,24 +10,31 @@ Compile time is measured in subprocesses so it never mixes with run time.
 
 from __future__ import annotations
 
-import gc
 import json
-import math
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from fastgrad import config, inputs, reference
+from fastgrad import inputs, reference
 from fastgrad.methods import METHODS, check_method
+from fastgrad.timing import (  # noqa: F401  (re-exported: timing moved to fastgrad.timing)
+    Interleaved,
+    Timing,
+    blas_info,
+    blas_limits,
+    cpu_model,
+    environment,
+    spread,
+    thread_counts,
+    time_interleaved,
+    time_method,
+)
 from fastgrad.validate import DEFAULT_TOL
 from fastgrad.workload import standard_workload
 
@@ -232,197 +239,6 @@ def validate(method, workload, ref, threads=None, tol=None, blas_threads=None):
         seconds = time.perf_counter() - t0
     tol = tolerance(method) if tol is None else float(tol)
     return Validation(method, threads, max_abs_error(grad, ref), tol, seconds, grad)
-
-
-# --- timing ------------------------------------------------------------------------
-
-
-@contextmanager
-def blas_limits(threads):
-    """Limit BLAS to ``threads`` threads in the body (None: leave as is); yields the count."""
-    if threads is None:
-        yield blas_threads()
-        return
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=threads, user_api="blas"):
-        yield blas_threads()
-
-
-@dataclass
-class Timing:
-    """Seconds per gradient of one method, one value per timed round."""
-
-    method: str
-    threads: int | None
-    blas_threads: int | None
-    times: list
-    loops: int
-    result: dict = field(repr=False, default=None)
-
-    @property
-    def median(self):
-        return statistics.median(self.times)
-
-    @property
-    def min(self):
-        return min(self.times)
-
-    @property
-    def rounds(self):
-        return len(self.times)
-
-
-def time_method(method, workload, threads=None, repeats=5, *, warmup=1, budget_s=None,
-                min_rounds=1, round_s=0.2, first_round=None, blas_threads=None):
-    """Time ``method`` on ``workload``: median and min seconds per gradient.
-
-    Parameters
-    ----------
-    method : str
-    workload : Workload
-    threads : int, optional
-        Numba threads (compiled methods; BLAS is held at one thread for them).
-    repeats : int
-        Timed rounds, unless ``budget_s`` allows fewer.
-    warmup : int
-        Untimed calls first (they also load compiled kernels).
-    budget_s : float, optional
-        Stop adding rounds past about this many seconds, keeping ``min_rounds``.
-    min_rounds : int
-        Fewest rounds, whatever the budget.
-    round_s : float
-        Fast methods loop within a round until it lasts about this long.
-    first_round : (float, dict), optional
-        Seconds and result of a call already made (the validation run), counted
-        as the first round instead of being repeated.
-    blas_threads : int or None
-        BLAS threads for the NumPy methods (None: as the BLAS chose, which is
-        how a user runs the reference: 12.7 s here against 19.9 s on one
-        thread; on a busy machine OpenBLAS threads can slow it down by up to
-        10x, where 1 is steadier). Compiled methods
-        always run with one BLAS thread, so idle OpenBLAS workers spinning
-        from an earlier NumPy call cannot compete with Numba's threads.
-
-    Returns
-    -------
-    Timing
-        ``result`` is the gradient of the last timed call.
-    """
-    entry = check_method(method)
-    threads = inputs.check_threads(threads) if entry.compiled else None
-    if repeats < 1 or min_rounds < 1:
-        raise ValueError("repeats and min_rounds must be at least 1")
-    w = workload
-
-    def call():
-        return entry.func(w.params, w.x, w.labels, w.h, threads or 1)
-
-    with blas_limits(1 if entry.compiled else blas_threads) as blas:
-        times, result, estimate = [], None, None
-        if first_round is not None:
-            estimate, result = first_round
-            times.append(estimate)
-        for _ in range(warmup if first_round is None else 0):
-            t0 = time.perf_counter()
-            result = call()
-            estimate = time.perf_counter() - t0
-        if estimate is None:  # no warm-up: the first timed round sets the pace
-            t0 = time.perf_counter()
-            result = call()
-            estimate = time.perf_counter() - t0
-            times.append(estimate)
-        loops = 1 if estimate >= round_s else max(1, math.ceil(round_s / max(estimate, 1e-9)))
-        rounds = repeats
-        if budget_s is not None:
-            rounds = min(repeats, int(budget_s // (estimate * loops)))
-        rounds = max(rounds, min_rounds)
-        enabled = gc.isenabled()
-        gc.disable()  # a collection landing in one round would skew it
-        try:
-            while len(times) < rounds:
-                t0 = time.perf_counter()
-                for _ in range(loops):
-                    result = call()
-                times.append((time.perf_counter() - t0) / loops)
-        finally:
-            if enabled:
-                gc.enable()
-    return Timing(method, threads, blas, times, loops, result)
-
-
-def thread_counts(limit=None):
-    """Thread counts for scaling runs: 1, 2, 4, ... and ``limit`` (default: all cores)."""
-    limit = config.max_threads() if limit is None else int(limit)
-    counts, n = [], 1
-    while n < limit:
-        counts.append(n)
-        n *= 2
-    return counts + [limit]
-
-
-# --- environment -------------------------------------------------------------------
-
-
-def _cpuinfo():
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {}
-    out = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        out.setdefault(key.strip(), value.strip())
-    return out
-
-
-def cpu_model():
-    """CPU model name from /proc/cpuinfo, else what :mod:`platform` knows."""
-    return (_cpuinfo().get("model name") or platform.processor() or platform.machine()
-            or "unknown")
-
-
-def blas_info():
-    """The BLAS libraries NumPy loaded, as threadpoolctl sees them."""
-    from threadpoolctl import threadpool_info
-
-    keys = ("internal_api", "version", "num_threads", "threading_layer", "architecture")
-    return [{k: lib.get(k) for k in keys} for lib in threadpool_info()
-            if lib.get("user_api") == "blas"]
-
-
-def blas_threads():
-    """Threads of the BLAS in use (the largest if several), or None."""
-    counts = [lib["num_threads"] for lib in blas_info() if lib["num_threads"]]
-    return max(counts) if counts else None
-
-
-def environment():
-    """What a timing depends on: CPU, cores, threads, threading layer, BLAS, versions."""
-    import numba
-
-    flags = set(_cpuinfo().get("flags", "").split())
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        usable = os.cpu_count()
-    env_keys = ("OPENBLAS", "OMP_", "MKL_", "NUMBA_", "FASTGRAD_")
-    return {
-        "cpu": cpu_model(),
-        "simd": [f for f in ("avx2", "avx512f", "avx512_vnni", "neon") if f in flags],
-        "logical_cpus": os.cpu_count(),
-        "usable_cpus": usable,
-        "numba_threads": config.max_threads(),
-        "default_threads": config.default_threads(),
-        "threading_layer": config.threading_layer(),
-        "blas": blas_info(),
-        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "platform": platform.platform(),
-        "env": {k: v for k, v in sorted(os.environ.items()) if k.startswith(env_keys)},
-    }
 
 
 # --- start-up (compile) time ----------------------------------------------------------

@@ -1,24 +1,26 @@
-"""A ``fastgrad bench`` run as data: measure, print, save, compare and plot.
+"""A ``fastgrad bench`` run as data: measure, print, save and plot.
 
 :func:`run_benchmark` returns a plain JSON-ready dict (schema
 :data:`SCHEMA`); the other functions only read it, so a saved report can be
-printed, compared or plotted later without measuring again.
+printed, compared (:mod:`fastgrad.benchcompare`) or plotted later without
+measuring again.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from fastgrad import __version__, benchmark, config, inputs
+from fastgrad import __version__, benchmark, config, inputs, timing
 from fastgrad.checkpoint import atomic_write
 from fastgrad.methods import METHODS, check_method
 
-SCHEMA = "fastgrad-bench/1"
-#: A method this much slower than in the baseline is a regression.
-REGRESSION = 1.25
+SCHEMA = "fastgrad-bench/2"
+#: Older report layouts :func:`load_json` still reads (/1: no ceiling, timed in blocks).
+OLD_SCHEMAS = ("fastgrad-bench/1",)
 #: Baselines of the ratio columns; always measured.
 BASELINES = ("reference", "backprop")
 
@@ -44,6 +46,8 @@ def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=N
         Numba thread counts for the compiled methods (default
         :func:`fastgrad.benchmark.thread_counts`); the largest is the one
         compared with the other methods, all of them make the scaling rows.
+        They are timed interleaved round by round, next to the ceiling kernel
+        (:func:`fastgrad.timing.time_interleaved`).
     hidden, batch : int
         Workload size (784-hidden-10 net, ``batch`` digits).
     repeats : int, optional
@@ -70,7 +74,10 @@ def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=N
     Returns
     -------
     dict
-        ``ok`` is False if any method disagreed with the reference.
+        ``ok`` is False if any method disagreed with the reference. Compiled
+        rows carry ``ceiling_times_s`` (the ceiling kernel, same rounds),
+        ``ceiling_speedup``, ``efficiency`` and ``efficiency_rounds``;
+        ``ceiling`` sums the ceiling kernel up per thread count.
     """
     names = [check_method(m).name for m in (methods or METHODS)]
     names = [m for m in METHODS if m in names or m in BASELINES]  # registry order
@@ -96,7 +103,7 @@ def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=N
               "mode": "verify-only" if verify_only else "quick" if quick else "full",
               "workload": workload.as_dict(),
               "tolerance": {"numerical": benchmark.TOL, "analytic": benchmark.ANALYTIC_TOL},
-              "validation": [], "timings": [], "startup": None, "notes": []}
+              "validation": [], "timings": [], "ceiling": None, "startup": None, "notes": []}
 
     # Validate first, cheapest first, so a broken method fails fast and is never timed.
     checked = {}
@@ -139,47 +146,100 @@ def _time_all(report, names, counts, workload, ref, ref_s, checked, quick, repea
     if repeats is not None:
         rep, budget, min_rounds = int(repeats), None, int(repeats)
     layer = config.threading_layer
-    rows = []
+    rows, ceiling = [], {t: [] for t in counts}
+
+    def add(name, t, tm, entry, extra=None):
+        err = benchmark.max_abs_error(tm.result, ref)
+        ok = err <= benchmark.tolerance(name)
+        lo, hi = benchmark.spread(tm.times)
+        say(f"time {name}{_at(t)}: median {_fmt_s(tm.median)} ({_fmt_spread((lo, hi))}), "
+            f"min {_fmt_s(tm.min)} ({tm.rounds} round{'s' * (tm.rounds != 1)} x {tm.loops}); "
+            f"result max |error| {err:.1e}{'' if ok else ' FAILED'}")
+        rows.append({"method": name, "threads": t, "blas_threads": tm.blas_threads,
+                     "threading_layer": layer() if entry.compiled else None,
+                     "median_s": tm.median, "min_s": tm.min, "spread": [lo, hi],
+                     "rounds": tm.rounds, "loops": tm.loops, "times_s": tm.times,
+                     "max_abs_error": err, "ok": ok,
+                     "main": t is None or t == counts[-1], **(extra or {})})
+
     for name in sorted(names, key=_cost_rank):
         entry = METHODS[name]
         if not checked.get(name, True):
             report["notes"].append(f"{name} failed validation and was not timed")
             continue
-        for t in (counts if entry.compiled else [None]):
-            # validation already loaded the kernels: a slow method needs no warm-up
-            slow = max((v["seconds"] for v in report["validation"] if v["method"] == name),
-                       default=0.0) > 1.0
-            kw = {"repeats": rep, "budget_s": budget, "min_rounds": min_rounds,
-                  "round_s": round_s, "blas_threads": blas, "warmup": 0 if slow else 1}
-            if name == "reference":
-                # the validation run is round one; --quick times the reference only then
-                kw.update(first_round=(ref_s, ref), repeats=1 if quick else rep,
-                          min_rounds=1 if quick else min_rounds)
-            say(f"time {name}{_at(t)}")
-            tm = benchmark.time_method(name, workload, t, **kw)
-            err = benchmark.max_abs_error(tm.result, ref)
-            ok = err <= benchmark.tolerance(name)
-            say(f"time {name}{_at(t)}: median {_fmt_s(tm.median)}, min {_fmt_s(tm.min)} "
-                f"({tm.rounds} round{'s' * (tm.rounds != 1)} x {tm.loops}); "
-                f"result max |error| {err:.1e}"
-                f"{'' if ok else ' FAILED'}")
-            rows.append({"method": name, "threads": t, "blas_threads": tm.blas_threads,
-                         "threading_layer": layer() if entry.compiled else None,
-                         "median_s": tm.median, "min_s": tm.min, "rounds": tm.rounds,
-                         "loops": tm.loops, "times_s": tm.times, "max_abs_error": err,
-                         "ok": ok, "main": t is None or t == counts[-1]})
+        # validation already loaded the kernels: a slow method needs no warm-up
+        slow = max((v["seconds"] for v in report["validation"] if v["method"] == name),
+                   default=0.0) > 1.0
+        kw = {"repeats": rep, "min_rounds": min_rounds, "round_s": round_s,
+              "warmup": 0 if slow else 1}
+        if entry.compiled:
+            say(f"time {name} at {', '.join(map(str, counts))} threads, interleaved "
+                "round by round with the ceiling kernel")
+            inter = benchmark.time_interleaved(
+                name, workload, counts, budget_s=None if budget is None else budget * len(counts),
+                **kw)
+            for t in counts:
+                c = inter.ceiling[t]
+                ceiling[t] += c.times
+                add(name, t, inter.timings[t], entry,
+                    {"ceiling_times_s": c.times, "ceiling_loops": c.loops})
+            continue
+        kw.update(budget_s=budget, blas_threads=blas)
+        if name == "reference":
+            # the validation run is round one; --quick times the reference only then
+            kw.update(first_round=(ref_s, ref), repeats=1 if quick else rep,
+                      min_rounds=1 if quick else min_rounds)
+        say(f"time {name}")
+        add(name, None, benchmark.time_method(name, workload, None, **kw), entry)
     main = {r["method"]: r["median_s"] for r in rows if r["main"]}
     for r in rows:  # backprop is missing only if it failed validation
         r["speedup_vs_reference"] = main["reference"] / r["median_s"]
         r["cost_vs_backprop"] = r["median_s"] / main["backprop"] if "backprop" in main else None
-        one = next((o for o in rows if o["method"] == r["method"] and o["threads"] == 1), None)
-        r["speedup_vs_1_thread"] = (one["median_s"] / r["median_s"]
-                                    if one and r["threads"] is not None else None)
+        _add_scaling(r, next((o for o in rows if o["method"] == r["method"]
+                              and o["threads"] == 1), None))
     report["timings"] = sorted(rows, key=lambda r: (list(METHODS).index(r["method"]),
                                                     r["threads"] or 0))
+    report["ceiling"] = _ceiling_summary(ceiling) if any(ceiling.values()) else None
     report["notes"].append(
         "timings call each registry function on pre-validated inputs; every value is "
         "measured, none extrapolated")
+    if report["ceiling"]:
+        report["notes"].append(
+            "thread counts are interleaved round by round (1, 2, 1, 2, ...), each sample "
+            "next to one of the ceiling kernel (a compute-bound prange loop) at the same "
+            "count; efficiency = speed-up vs 1 thread / the ceiling's speed-up in the same "
+            "rounds")
+
+
+def _add_scaling(row, one):
+    """Speed-up vs 1 thread, and the efficiency against the ceiling of the same rounds."""
+    row["speedup_vs_1_thread"] = row["ceiling_speedup"] = row["efficiency"] = None
+    row["efficiency_rounds"] = None
+    if one is None or row["threads"] is None:
+        return
+    row["speedup_vs_1_thread"] = one["median_s"] / row["median_s"]
+    c1, cn = one.get("ceiling_times_s"), row.get("ceiling_times_s")
+    if not c1 or not cn:
+        return
+    row["ceiling_speedup"] = statistics.median(c1) / statistics.median(cn)
+    row["efficiency"] = row["speedup_vs_1_thread"] / row["ceiling_speedup"]
+    # per round: each round's four samples were taken within seconds of each other
+    row["efficiency_rounds"] = [(a / b) / (ca / cb) for a, b, ca, cb in
+                                zip(one["times_s"], row["times_s"], c1, cn, strict=True)]
+
+
+def _ceiling_summary(ceiling):
+    """The ceiling kernel over all rounds of all compiled methods, per thread count."""
+    one = ceiling.get(1)
+    rows = []
+    for t, times in sorted(ceiling.items()):
+        median = statistics.median(times)
+        rows.append({"threads": t, "median_s": median, "min_s": min(times),
+                     "spread": list(benchmark.spread(times)), "rounds": len(times),
+                     "times_s": times,
+                     "speedup_vs_1_thread": statistics.median(one) / median if one else None})
+    return {"kernel": "fastgrad.kernels.ceiling.ceiling_work"
+                      f"({timing.CEILING_ITEMS}, {timing.CEILING_INNER})", "rows": rows}
 
 
 # --- text ------------------------------------------------------------------------------
@@ -194,6 +254,13 @@ def _fmt_s(s):
             return f"{v:.0f} {unit}" if v >= 100 else f"{v:.1f} {unit}" if v >= 10 \
                 else f"{v:.2f} {unit}"
     return "-"  # unreachable
+
+
+def _fmt_spread(lo_hi):
+    if not lo_hi:
+        return "-"
+    lo, hi = lo_hi
+    return f"{lo - 1:+.0%}/{hi - 1:+.0%}"
 
 
 def _fmt_x(r):
@@ -256,13 +323,28 @@ def format_report(report):
               r["blas_threads"] if r["blas_threads"] is not None else "-") for r in main])]
     scaling = [r for r in report["timings"] if r["threads"] is not None]
     if len({r["threads"] for r in scaling}) > 1:
-        out += ["", "thread scaling (speed-up of N threads vs 1):"]
+        out += ["", "thread scaling, thread counts interleaved round by round (median, and "
+                "the rounds' spread Q1/Q3 vs the median):"]
+        ceiling = report.get("ceiling")
+        if ceiling:
+            cs = ceiling["rows"]
+            out += [f"  machine ceiling: {ceiling['kernel']}, a compute-bound prange kernel "
+                    "timed next to every sample:",
+                    "    " + ", ".join(
+                        f"{c['threads']} thread{'s' * (c['threads'] != 1)} "
+                        f"{_fmt_s(c['median_s'])} ({_fmt_spread(c['spread'])})"
+                        for c in cs) + " = speed-up " + ", ".join(
+                        f"{_fmt_x(c['speedup_vs_1_thread'])} on {c['threads']}"
+                        for c in cs if c["threads"] != 1 and c["speedup_vs_1_thread"])]
         out += ["  " + line for line in _table(
-            ("method", "threads", "median", "min", "vs 1 thread", "efficiency"),
-            [(r["method"], r["threads"], _fmt_s(r["median_s"]), _fmt_s(r["min_s"]),
-              _fmt_x(r["speedup_vs_1_thread"]),
-              f"{r['speedup_vs_1_thread'] / r['threads']:.0%}"
-              if r["speedup_vs_1_thread"] else "-") for r in scaling])]
+            ("method", "threads", "median", "spread", "min", "vs 1 thread", "ceiling",
+             "efficiency"),
+            [(r["method"], r["threads"], _fmt_s(r["median_s"]), _fmt_spread(r.get("spread")),
+              _fmt_s(r["min_s"]), _fmt_x(r["speedup_vs_1_thread"]),
+              _fmt_x(r.get("ceiling_speedup")),
+              f"{r['efficiency']:.2f}" if r.get("efficiency") else "-") for r in scaling])]
+        out.append("  efficiency = speed-up vs 1 thread / the ceiling's speed-up in the same "
+                   "rounds (1.00: as well as any code scales on this machine now)")
     if report.get("startup"):
         out += ["", f"start-up: fresh process, import fastgrad + first gradient "
                 f"({'-'.join(map(str, w['layers']))}, 1 synthetic sample); wait = process "
@@ -304,7 +386,7 @@ def load_json(path):
         report = json.loads(p.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(report, dict) or report.get("schema") != SCHEMA:
+    if not isinstance(report, dict) or report.get("schema") not in (SCHEMA, *OLD_SCHEMAS):
         raise ValueError(f"{path}: not a fastgrad bench report (expected schema {SCHEMA!r})")
     return report
 
@@ -339,39 +421,6 @@ def check_comparable(baseline, workload):
                          f"{_describe_workload(workload)}: not comparable")
 
 
-def compare(report, baseline, threshold=REGRESSION):
-    """Per-row ratio ``now / baseline`` of the median; flags rows slower than ``threshold``.
-
-    Returns
-    -------
-    list of dict
-        ``method, threads, baseline_s, now_s, ratio, regression``.
-    """
-    check_comparable(baseline, report["workload"])
-    old = {(r["method"], r["threads"]): r["median_s"] for r in baseline["timings"]}
-    rows = []
-    for r in report["timings"]:
-        key = (r["method"], r["threads"])
-        if key in old:
-            ratio = r["median_s"] / old[key]
-            rows.append({"method": key[0], "threads": key[1], "baseline_s": old[key],
-                         "now_s": r["median_s"], "ratio": ratio,
-                         "regression": ratio > threshold})
-    return rows
-
-
-def format_comparison(rows, path, threshold=REGRESSION):
-    """The comparison as text."""
-    out = [f"compared with {path} (regression: more than {threshold - 1:.0%} slower):"]
-    out += ["  " + line for line in _table(
-        ("method", "threads", "baseline", "now", "now/baseline", ""),
-        [(r["method"], r["threads"] or "-", _fmt_s(r["baseline_s"]), _fmt_s(r["now_s"]),
-          f"{r['ratio']:.2f}x", "REGRESSION" if r["regression"] else "") for r in rows])]
-    if not rows:
-        out.append("  no method/threads rows in common")
-    return "\n".join(out)
-
-
 def plot(report, path):
     """Save a PNG of the method comparison and thread scaling; False without matplotlib."""
     try:
@@ -398,6 +447,11 @@ def plot(report, path):
             right.plot(xs, [r["speedup_vs_1_thread"] for r in rows], "o-", label=name)
             top = max(top, *xs)
             ticks.update(xs)
+    ceiling = [c for c in (report.get("ceiling") or {}).get("rows", [])
+               if c["speedup_vs_1_thread"]]
+    if len(ceiling) > 1:
+        right.plot([c["threads"] for c in ceiling], [c["speedup_vs_1_thread"] for c in ceiling],
+                   "s:", color="grey", label="machine ceiling (same rounds)")
     right.plot([1, top], [1, top], "k--", lw=0.8, label="ideal")
     right.set_xticks(sorted(ticks))
     right.set_xlabel("Numba threads")

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fastgrad import benchcompare, benchreport, config, timing
 from fastgrad import benchmark as fb
-from fastgrad import benchreport, config
 from fastgrad.cli import main
 from fastgrad.commands import bench as bench_cmd
 from fastgrad.idx import DataIntegrityError
@@ -211,6 +211,19 @@ def test_cli_quick_json_schema(quick_report):
     assert rows[("backprop", None)]["cost_vs_backprop"] == 1.0
     assert rows[("jit", 1)]["speedup_vs_1_thread"] == 1.0
     assert [r["main"] for r in rows.values()].count(True) == 4
+    # interleaved: each compiled row has a ceiling sample per round, from the same rounds
+    ceiling = {c["threads"]: c for c in report["ceiling"]["rows"]}
+    assert sorted(ceiling) == counts
+    for (method, t), r in rows.items():
+        if t is None:
+            assert "ceiling_times_s" not in r and r["efficiency"] is None
+            continue
+        assert len(r["ceiling_times_s"]) == r["rounds"] == rows[(method, 1)]["rounds"]
+        assert r["ceiling_speedup"] > 0 and r["efficiency"] > 0
+        assert r["efficiency"] == pytest.approx(r["speedup_vs_1_thread"] / r["ceiling_speedup"])
+        assert len(r["efficiency_rounds"]) == r["rounds"]
+        assert r["spread"][0] <= 1.0 <= r["spread"][1]
+    assert report["schema"] == benchreport.SCHEMA
     assert report["startup"] is None  # --no-compile
     env = report["environment"]
     assert env["threading_layer"] and env["cpu"] and env["blas"]
@@ -223,17 +236,33 @@ def test_cli_quick_json_schema(quick_report):
 def test_cli_compare_flags_regressions(quick_report, tmp_path, capsys):
     _, d = quick_report
     report = benchreport.load_json(d / "r.json")
-    assert not any(r["regression"] for r in benchreport.compare(report, report))
+    for absolute in (False, True):
+        rows = benchcompare.compare(report, report, absolute=absolute)["rows"]
+        assert rows and all(r["verdict"] in ("ok", "anchor") for r in rows)
+    argv = ["bench", "--quick", *TINY, "--no-compile", "--methods", "incremental",
+            "--threads", "1", "--compare"]
+    # incremental was 10x faster relative to the anchors: flagged by the default compare
     fast = json.loads(json.dumps(report))
     for r in fast["timings"]:
-        r["median_s"] /= 10  # the baseline was 10x faster: everything regressed
+        if r["method"] == "incremental":
+            r["median_s"] /= 10
+            r["times_s"] = [s / 10 for s in r["times_s"]]
     (tmp_path / "fast.json").write_text(json.dumps(fast))
     capsys.readouterr()
-    rc = main(["bench", "--quick", *TINY, "--no-compile", "--methods", "incremental",
-               "--threads", "1", "--compare", str(tmp_path / "fast.json")])
+    rc = main([*argv, str(tmp_path / "fast.json")])
     out = capsys.readouterr().out
-    assert rc == 1 and "REGRESSION" in out and "compared with" in out
-    rows = benchreport.compare(fast, report)  # the other way round: all faster
+    assert rc == 1 and "REGRESSION" in out and "compared with" in out and "normalised" in out
+    # everything 10x faster on another CPU: --compare-absolute flags it and warns
+    other = json.loads(json.dumps(report))
+    other["environment"]["cpu"] = "Some Other CPU"
+    for r in other["timings"]:
+        r["median_s"] /= 10
+        r["times_s"] = [s / 10 for s in r["times_s"]]
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    rc = main([*argv, str(tmp_path / "other.json"), "--compare-absolute"])
+    out = capsys.readouterr().out
+    assert rc == 1 and "REGRESSION" in out and "WARNING: different CPU model" in out
+    rows = benchcompare.compare(fast, report)["rows"]  # the other way round: faster
     assert rows and not any(r["regression"] for r in rows)
 
 
@@ -243,7 +272,7 @@ def test_compare_refuses_other_workloads(quick_report):
     other = json.loads(json.dumps(report))
     other["workload"]["batch"] = 100
     with pytest.raises(ValueError, match="not comparable"):
-        benchreport.compare(report, other)
+        benchcompare.compare(report, other)
     assert main(["bench", "--compare", str(d / "r.json"), "--batch", "100"]) == 2
 
 
@@ -255,9 +284,9 @@ def test_compare_refuses_other_data(quick_report, capsys):
         other = json.loads(json.dumps(report))
         other["workload"].update(change)
         with pytest.raises(ValueError, match="not comparable"):
-            benchreport.compare(report, other)
+            benchcompare.compare(report, other)
         with pytest.raises(ValueError, match="not comparable"):
-            benchreport.compare(other, report)
+            benchcompare.compare(other, report)
     # the CLI: a baseline on real digits is refused before a --synthetic run measures
     real = json.loads(json.dumps(report))
     real["workload"]["data"] = "mnist"
@@ -321,6 +350,7 @@ def test_plot_without_matplotlib(quick_report, monkeypatch, tmp_path):
     (["--plot", "/nonexistent-dir/r.png"], "does not exist"),
     (["--compare", "/nonexistent-dir/base.json"], "No such file"),
     (["--verify-only", "--compare", "x.json"], "need timings"),
+    (["--compare-absolute"], "--compare-absolute needs --compare"),
 ])
 def test_cli_bad_input_fails_fast(argv, message, capsys):
     assert main(["bench", *TINY, "--no-compile", *argv]) == 2
@@ -347,3 +377,220 @@ def test_cli_bad_baseline(tmp_path, content, message, capsys):
     (tmp_path / "base.json").write_text(content)
     assert main(["bench", *TINY, "--compare", str(tmp_path / "base.json")]) == 2
     assert message in capsys.readouterr().err
+
+
+# --- interleaved timing and the ceiling -------------------------------------------------
+
+
+def test_time_interleaved_alternates_thread_counts(tiny, monkeypatch):
+    w, ref = tiny
+    good, calls = METHODS["incremental"], []
+
+    def recording(params, x, labels, h, threads):
+        calls.append(threads)
+        return good.func(params, x, labels, h, threads)
+
+    monkeypatch.setitem(METHODS, "incremental", Method("incremental", recording, True, True,
+                                                       "recorded"))
+    counts = [1, 2] if config.max_threads() >= 2 else [1]
+    inter = fb.time_interleaved("incremental", w, counts, repeats=3, round_s=0.001)
+    assert inter.counts == counts and set(inter.timings) == set(inter.ceiling) == set(counts)
+    for t in counts:
+        tm, c = inter.timings[t], inter.ceiling[t]
+        assert tm.rounds == c.rounds == 3 and tm.threads == t and tm.blas_threads == 1
+        assert fb.max_abs_error(tm.result, ref) <= fb.TOL
+    # the timed calls come in runs of loops[t] calls per count, counts taking turns
+    runs = [calls[0]]
+    for a, b in zip(calls, calls[1:], strict=False):
+        if b != a:
+            runs.append(b)
+    assert runs[-3 * len(counts):] == counts * 3
+    with pytest.raises(ValueError, match="compiled method"):
+        fb.time_interleaved("backprop", w, [1])
+    with pytest.raises(ValueError, match="threads must be between"):
+        fb.time_interleaved("jit", w, [0])
+
+
+def test_ceiling_kernel_scales_arithmetic_only():
+    one = timing.run_ceiling(1, n_items=8, inner=50)
+    assert one.shape == (8,) and np.all(np.isfinite(one)) and np.all(one > 0)
+    np.testing.assert_array_equal(one, timing.run_ceiling(config.max_threads(), 8, 50))
+    for bad in ({"n_items": 0}, {"inner": 2.5}, {"n_items": True}):
+        with pytest.raises(ValueError, match="positive integer"):
+            timing.run_ceiling(1, **bad)
+    with pytest.raises(ValueError, match="threads must be between"):
+        timing.run_ceiling(0)
+
+
+def test_spread_is_the_quartiles_over_the_median():
+    assert timing.spread([5.0]) == (1.0, 1.0)
+    assert timing.spread([1.0, 1.4, 1.8]) == pytest.approx((1.2 / 1.4, 1.6 / 1.4))
+    lo, hi = timing.spread([1.0, 2.0, 3.0, 4.0, 100.0])  # an outlier moves Q3 only
+    assert (lo, hi) == pytest.approx((2.0 / 3.0, 4.0 / 3.0))
+
+
+# --- comparing with a baseline (hand-made reports) --------------------------------------
+
+MEDIANS = {("reference", None): 12.0, ("backprop", None): 3e-4, ("jit", 1): 11.5,
+           ("jit", 2): 5.8, ("incremental", 1): 4.6e-3, ("incremental", 2): 2.5e-3}
+
+
+def _row(method, threads, times, efficiency=None):
+    r = {"method": method, "threads": threads, "median_s": float(np.median(times)),
+         "times_s": list(times), "spread": list(timing.spread(times))}
+    if efficiency is not None:
+        r.update(efficiency=efficiency, efficiency_rounds=[efficiency] * len(times))
+    return r
+
+
+def _report(scale=1.0, slower=None, factor=2.0, cpu="AMD EPYC", cores=2, blas="0.3.30",
+            numba="0.68.1", rounds=(0.995, 1.0, 1.005)):
+    """A report as saved by ``--json``: every time x ``scale``, ``slower`` x ``factor``."""
+    timings = []
+    for (m, t), s in MEDIANS.items():
+        s *= scale * (factor if (m, t) == slower else 1.0)
+        timings.append(_row(m, t, [s * f for f in rounds], 0.93 if t == 2 else None))
+    return {"schema": benchreport.SCHEMA, "workload": {"layers": [784, 50, 10], "batch": 100,
+                                                       "h": 1e-4, "data": "mnist", "seed": 0},
+            "timings": timings, "ceiling": {"kernel": "k", "rows": []},
+            "environment": {"cpu": cpu, "usable_cpus": cores, "numba": numba,
+                            "blas": [{"internal_api": "openblas", "version": blas}]}}
+
+
+def _verdicts(comparison):
+    return {(r["measure"], r["method"], r["threads"]): r["verdict"] for r in comparison["rows"]}
+
+
+def test_another_machine_compares_clean_by_default_but_not_absolute():
+    base = _report()
+    other = _report(scale=1.5, cpu="Intel Xeon", cores=4, blas="0.3.21", numba="0.60.0")
+    c = benchcompare.compare(other, base)
+    verdicts = _verdicts(c)
+    assert set(verdicts.values()) == {"ok", "anchor"} and c["anchors"] == pytest.approx(
+        {"reference": 1.5, "backprop": 1.5})
+    assert {r["measure"] for r in c["rows"]} == {"anchor", "time vs anchors", "efficiency"}
+    assert all(r["ratio"] == pytest.approx(1.0) for r in c["rows"] if r["measure"] != "anchor")
+    text = benchcompare.format_comparison(c, "base.json", other, base)
+    for what in ("CPU model", "core count", "BLAS", "Numba version"):
+        assert f"info: different {what}" in text
+    assert "WARNING" not in text and "REGRESSION" not in text
+    c = benchcompare.compare(other, base, absolute=True)
+    assert len(c["rows"]) == len(MEDIANS)
+    assert all(r["verdict"] == "REGRESSION" and r["ratio"] == pytest.approx(1.5)
+               for r in c["rows"])
+    text = benchcompare.format_comparison(c, "base.json", other, base)
+    for what in ("CPU model", "core count", "BLAS", "Numba version"):
+        assert f"WARNING: different {what}" in text
+    assert "6 regressions" in text
+
+
+@pytest.mark.parametrize("slower", [("incremental", 2), ("jit", 1)])
+def test_one_method_twice_as_slow_relative_to_anchors_is_flagged(slower):
+    base = _report()
+    for now in (_report(slower=slower), _report(scale=1.5, slower=slower, cpu="Intel Xeon")):
+        c = benchcompare.compare(now, base)
+        flagged = {k for k, v in _verdicts(c).items() if v == "REGRESSION"}
+        assert flagged == {("time vs anchors", *slower)}
+        row = next(r for r in c["rows"] if r["regression"])
+        assert row["ratio"] == pytest.approx(2.0) and row["low"] > 1.25
+
+
+@pytest.mark.parametrize(("factor", "verdict"), [(1.26, "REGRESSION"), (1.25, "ok"),
+                                                 (1.24, "ok")])
+def test_threshold_just_above_and_below_25_percent(factor, verdict):
+    base = _report(rounds=(1.0,))  # one round each: no spread to hide behind
+    now = _report(slower=("incremental", 2), factor=factor, scale=1.5, rounds=(1.0,))
+    for absolute in (False, True):
+        c = benchcompare.compare(now, base, absolute=absolute)
+        row = next(r for r in c["rows"] if r["method"] == "incremental" and r["threads"] == 2
+                   and r["measure"] != "efficiency")
+        if absolute:  # on top of the 1.5x of the other machine: always flagged
+            assert row["verdict"] == "REGRESSION"
+        else:
+            assert row["ratio"] == pytest.approx(factor) and row["verdict"] == verdict
+
+
+def test_noise_rule_on_hand_made_rounds():
+    assert benchcompare.verdict(1.4, 1.26) == "REGRESSION"
+    assert benchcompare.verdict(1.4, 1.25) == "within noise"
+    assert benchcompare.verdict(1.25, 0.5) == "ok"
+    base = _report(rounds=(1.0, 1.0, 1.0))
+    # incremental at 1 thread 1.4x slower in the median, rounds 1.0 / 1.4 / 1.8:
+    # Q1 = 1.2, so the interval reaches down to 1.2 <= 1.25: within noise
+    wide = _report(rounds=(1.0, 1.0, 1.0))
+    row = next(r for r in wide["timings"] if (r["method"], r["threads"]) == ("incremental", 1))
+    row.update(_row("incremental", 1, [MEDIANS[("incremental", 1)] * f for f in (1.0, 1.4, 1.8)]))
+    # tight rounds 1.35 / 1.4 / 1.45: Q1 = 1.375 > 1.25: a regression
+    tight = json.loads(json.dumps(wide))
+    row = next(r for r in tight["timings"] if (r["method"], r["threads"]) == ("incremental", 1))
+    row.update(_row("incremental", 1, [MEDIANS[("incremental", 1)] * f
+                                       for f in (1.35, 1.4, 1.45)]))
+    for now, verdict, low, high in ((wide, "within noise", 1.2, 1.6),
+                                    (tight, "REGRESSION", 1.375, 1.425)):
+        for absolute in (False, True):
+            c = benchcompare.compare(now, base, absolute=absolute)
+            r = next(r for r in c["rows"] if (r["method"], r["threads"]) == ("incremental", 1))
+            assert r["ratio"] == pytest.approx(1.4)
+            assert (r["low"], r["high"]) == pytest.approx((low, high))
+            assert r["verdict"] == verdict and r["regression"] == (verdict == "REGRESSION")
+        text = benchcompare.format_comparison(c, "base.json")
+        assert verdict in text
+    # noisy anchors widen every normalised interval: the 1.4x reads within noise again
+    noisy = json.loads(json.dumps(tight))
+    for r in noisy["timings"]:
+        if r["method"] in benchcompare.ANCHORS:
+            r["spread"] = [0.85, 1.15]
+    c = benchcompare.compare(noisy, base)
+    r = next(r for r in c["rows"] if (r["method"], r["threads"]) == ("incremental", 1))
+    assert r["low"] == pytest.approx(1.375 / 1.15) and r["verdict"] == "within noise"
+
+
+def test_efficiency_drop_is_judged_against_the_ceiling():
+    base, now = _report(), _report()
+    for r in now["timings"]:
+        if r["method"] == "jit" and r["threads"] == 2:
+            r.update(efficiency=0.6, efficiency_rounds=[0.59, 0.6, 0.61])
+    c = benchcompare.compare(now, base)
+    row = next(r for r in c["rows"] if r["measure"] == "efficiency" and r["method"] == "jit")
+    assert row["ratio"] == pytest.approx(0.93 / 0.6) and row["verdict"] == "REGRESSION"
+    assert not any(r["measure"] == "efficiency"
+                   for r in benchcompare.compare(now, base, absolute=True)["rows"])
+
+
+def test_anchors_moving_apart_are_warned_about():
+    now = _report(slower=("reference", None), factor=3.0)
+    c = benchcompare.compare(now, _report())
+    assert any(n.startswith("WARNING: the anchors moved apart") for n in c["notes"])
+    assert not any(r["regression"] for r in c["rows"])  # anchors are the yardstick
+    assert not benchcompare.compare(_report(scale=1.5), _report())["notes"]
+
+
+def test_old_baseline_without_ceiling_or_rounds():
+    old = benchreport.load_json(Path(__file__).parents[1] / "bench" / "results"
+                                / "epyc-2core-2026-11-30.json")
+    assert old["schema"] in benchreport.OLD_SCHEMAS and "ceiling" not in old
+    now = json.loads(json.dumps(old))
+    now["schema"], now["ceiling"] = benchreport.SCHEMA, {"kernel": "k", "rows": []}
+    for r in now["timings"]:
+        if r["threads"] == 2:
+            r.update(efficiency=0.9, efficiency_rounds=[0.9])
+    c = benchcompare.compare(now, old)
+    assert not any(r["measure"] == "efficiency" for r in c["rows"])
+    assert any("has no machine ceiling" in n and "fastgrad bench --json" in n
+               for n in c["notes"])
+    assert all(r["verdict"] in ("ok", "anchor") for r in c["rows"])
+    assert c["machine"] == []
+    for r in now["timings"]:
+        if r["threads"] is None:
+            r["blas_threads"] = 1
+    assert benchcompare.compare(now, old)["machine"] == [
+        ("BLAS thread count of the NumPy methods", "2", "1")]
+    bare = json.loads(json.dumps(old))  # rows without rounds: spread unknown, still compared
+    for r in bare["timings"]:
+        del r["times_s"]
+    c = benchcompare.compare(bare, old)
+    assert any("spread is unknown" in n for n in c["notes"]) and c["rows"]
+    old["timings"] = [r for r in old["timings"] if r["method"] not in benchcompare.ANCHORS]
+    with pytest.raises(ValueError, match="no anchor.*--compare-absolute"):
+        benchcompare.compare(now, old)
+    assert benchcompare.compare(now, old, absolute=True)["rows"]

@@ -9,4 +9,6 @@ from fastgrad.config import kernel_cache
 
 # Decorated (and their cache located) inside kernel_cache(); see its docstring.
 with kernel_cache():
-    from fastgrad.kernels import deep, dense, forward, full, generic, incremental, layers  # noqa: F401
+    from fastgrad.kernels import (  # noqa: F401
+        ceiling, deep, dense, forward, full, generic, incremental, layers,
+    )

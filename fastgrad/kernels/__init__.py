@@ -10,5 +10,12 @@ from fastgrad.config import kernel_cache
 # Decorated (and their cache located) inside kernel_cache(); see its docstring.
 with kernel_cache():
     from fastgrad.kernels import (  # noqa: F401
-        ceiling, deep, dense, forward, full, generic, incremental, layers,
+        ceiling,
+        deep,
+        dense,
+        forward,
+        full,
+        generic,
+        incremental,
+        layers,
     )

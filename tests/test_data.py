@@ -14,6 +14,8 @@ import os
 import shutil
 import socket
 import sys
+import threading
+import time
 import tracemalloc
 import zlib
 from concurrent.futures import ProcessPoolExecutor
@@ -31,7 +33,7 @@ from fastgrad.data import DataIntegrityError, DownloadError, FileDigest, IdxForm
 
 # also importable under --import-mode=importlib and in spawned workers
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _http import dead_url, serve  # noqa: E402
+from _http import dead_url, serve, stalled  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_IMG, TRAIN_LAB = "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"
@@ -316,6 +318,30 @@ def test_dead_and_missing_mirrors_fall_through(site, mirror, tmp_path):
                    checksums=checksums, progress=False)
     assert sorted(empty.requests) == sorted([TRAIN_IMG, TRAIN_LAB, TEST_IMG, TEST_LAB])
     assert len(mirror.requests) == 4
+
+
+def test_stalled_mirror_ends_within_the_timeout(tmp_path, monkeypatch):
+    """A mirror that accepts and never answers fails with a clear error, not a hang."""
+    monkeypatch.setattr(data, "TIMEOUT", (1.0, 0.5))
+    outcome = {}
+
+    def fetch(url):
+        try:
+            data.fetch(data_dir=tmp_path / "cache", mirrors=[url], progress=False)
+        except Exception as exc:  # inspected below
+            outcome["error"] = exc
+
+    with stalled() as url:
+        worker = threading.Thread(target=fetch, args=(url,), daemon=True)
+        start = time.monotonic()
+        worker.start()
+        worker.join(20)  # two tries of 0.5 s each, with room for a loaded machine
+        elapsed, hung = time.monotonic() - start, worker.is_alive()
+    worker.join(10)  # the stalled connections are closed now: a hung client wakes up
+    assert not hung, f"download still waiting on a stalled mirror after {elapsed:.0f} s"
+    error = outcome.get("error")
+    assert isinstance(error, DownloadError), repr(error)
+    assert "timed out" in str(error) and url in str(error) and TRAIN_IMG in str(error)
 
 
 def test_file_mirror_and_progress_bar(site, tmp_path, capsys):

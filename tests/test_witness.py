@@ -45,11 +45,13 @@ def build(name, seed=0):
     p, x, t = make_case(12, 5, 4, 6, seed)
     rng = np.random.default_rng(100 + seed)
     h = 1e-4
-    if name in ("poly_below", "poly_above"):
+    if name in ("poly_below", "poly_above", "logits_800_direct"):
         # series path just inside / just outside 0.25 h max|w| <= POLY_MAX (x <= 1)
         h = 1e-3
         ratio = 0.999 if name == "poly_below" else 1.01
         p = _with(p, W2=_row_max_to(p["W2"], ratio * inc.POLY_MAX / (0.25 * h)))
+        if name == "logits_800_direct":  # large logits where the sample is recomputed
+            p["b2"] = p["b2"] + 800.0
     elif name == "step_max":
         # pixels near 1e4: the pre-activation step h v reaches 0.9999 <= STEP_MAX;
         # small W2 keeps 0.25 h v max|w| <= POLY_MAX, so the series still runs
@@ -69,7 +71,8 @@ def build(name, seed=0):
     return params, x, labels, h
 
 
-CASES = ["base", "poly_below", "poly_above", "step_max", "large_W2", "logits_800", "saturated"]
+CASES = ["base", "poly_below", "poly_above", "step_max", "large_W2", "logits_800",
+         "logits_800_direct", "saturated"]
 
 
 def test_cases_sit_where_they_claim():
@@ -84,8 +87,10 @@ def test_cases_sit_where_they_claim():
     series, step = reach("step_max")
     assert 0.99 * inc.STEP_MAX < step <= inc.STEP_MAX and series <= inc.POLY_MAX
     assert reach("large_W2")[0] <= inc.POLY_MAX
-    p, x, _, _ = build("logits_800")
-    assert np.min(np.asarray(witness.forward(p, x), dtype=np.float64)) > 700
+    assert inc.POLY_MAX < reach("logits_800_direct")[0]
+    for name in ("logits_800", "logits_800_direct"):
+        p, x, _, _ = build(name)
+        assert np.min(np.asarray(witness.forward(p, x), dtype=np.float64)) > 700
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastgrad import inputs, reference
+from fastgrad import config, inputs, reference
 from fastgrad.kernels import incremental as inc
 from fastgrad.methods import METHODS
 from tests import witness
@@ -111,7 +111,7 @@ def witnessed():
 @pytest.mark.parametrize("name", CASES)
 def test_method_within_its_rounding(method, name, witnessed):
     params, x, labels, h = build(name)
-    got = METHODS[method].func(params, x, labels, h, 2)
+    got = METHODS[method].func(params, x, labels, h, config.max_threads())
     want = witnessed(name, STEP[method])
     bound = witness.rounding_bound(params, x, labels, h, C)
     for k in reference.PARAM_NAMES:

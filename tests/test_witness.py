@@ -5,9 +5,9 @@ witness's (``S`` from :func:`tests.witness.loss_scale`, ``eps64 = 2.2e-16``).
 Why: ``f+`` and ``f-`` are each a float64 evaluation of the same loss, off by
 about one rounding of every quantity of size ``S`` they form; their
 difference therefore carries about ``2 eps S``, and dividing by ``2h``
-amplifies it. Measured on these cases over 8 seeds (``/tmp`` script of
-issue 14, same cases): reference and jit reach 1.73 units, incremental 0.35
-(it sums per-sample differences, most of them formed without cancellation).
+amplifies it. Measured on these cases with seeds 0..7 (``build(name, seed)``):
+reference and jit reach 1.73 units, incremental 0.35 (it sums per-sample
+differences, most of them formed without cancellation).
 ``C = 4`` leaves a factor 2.3 for other seeds and platforms' libm, and is
 10^2..10^3 times tighter than the 1e-9 the other tests use: a kernel mutation
 that moves the result by 1e-10 no longer passes.

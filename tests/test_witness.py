@@ -24,6 +24,8 @@ from fastgrad.methods import METHODS
 from tests import witness
 from tests.cases import make_case
 
+pytestmark = pytest.mark.skipif(not witness.EXTENDED,
+                                reason="np.longdouble is float64 on this platform")
 C = 4.0
 #: witness step convention matching each method (see tests/witness.py)
 STEP = {"reference": "float64", "jit": "float64", "incremental": "exact"}

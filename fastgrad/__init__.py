@@ -3,13 +3,14 @@
 from fastgrad import config as _config  # noqa: F401  (sets the threading layer first)
 from fastgrad.generic import numerical_gradient
 from fastgrad.methods import METHODS, NUMERICAL_METHODS, compute_gradient
-from fastgrad.network import TwoLayerNet
+from fastgrad.network import MultiLayerNet, TwoLayerNet
 
 __version__ = "0.1.0"
 
 __all__ = [
     "METHODS",
     "NUMERICAL_METHODS",
+    "MultiLayerNet",
     "TwoLayerNet",
     "compute_gradient",
     "numerical_gradient",

@@ -24,6 +24,16 @@ def sigmoid_grad(x):
     return (1.0 - s) * s
 
 
+def relu(x):
+    """Rectified linear unit ``max(x, 0)``; 0 at exactly 0, like the book's mask ``x <= 0``."""
+    return np.where(x > 0, x, 0.0)
+
+
+def relu_grad(x):
+    """Derivative of :func:`relu`: 1 where ``x > 0``, else 0 (the book's backward mask)."""
+    return (x > 0).astype(np.float64)
+
+
 def softmax(x):
     """Softmax over the last axis, shifted by the maximum for stability."""
     x = x - np.max(x, axis=-1, keepdims=True)

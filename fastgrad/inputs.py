@@ -14,9 +14,6 @@ import numpy as np
 
 from fastgrad import config
 
-PARAM_SHAPES = {"W1": "(input, hidden)", "b1": "(hidden,)", "W2": "(hidden, output)",
-                "b2": "(output,)"}
-
 
 def _as_float_array(value, name, allow_bool=False):
     if isinstance(value, np.ma.MaskedArray):
@@ -74,33 +71,54 @@ def check_threads(threads):
 
 
 def check_params(params):
-    """Return ``{W1, b1, W2, b2}`` as C-contiguous float64 arrays with consistent shapes.
+    """Return ``{W1, b1, ..., W{L+1}, b{L+1}}`` as C-contiguous float64 arrays, shapes chained.
 
-    Arrays already in that form are returned as they are (not copied): the
-    kernels only read them and the reference perturbs a copy of its own.
+    ``W_l`` is ``(n_{l-1}, n_l)`` and ``b_l`` is ``(n_l,)``; ``W{l+1}`` must take
+    ``W_l``'s outputs. Arrays already in that form are returned as they are (not
+    copied): the kernels only read them and the reference perturbs a copy of its own.
     """
     if not hasattr(params, "keys"):
         raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
-    missing = [name for name in PARAM_SHAPES if name not in params]
+    count = 0
+    while f"W{count + 1}" in params:
+        count += 1
+    if count < 2:  # at least one hidden layer: W1, b1, W2, b2
+        missing = [name for name in ("W1", "b1", "W2", "b2") if name not in params]
+        raise ValueError(f"params is missing {', '.join(missing)}")
+    names = [name for i in range(1, count + 1) for name in (f"W{i}", f"b{i}")]
+    missing = [name for name in names if name not in params]
     if missing:
         raise ValueError(f"params is missing {', '.join(missing)}")
+    extra = sorted(set(params) - set(names))
+    if extra:
+        raise ValueError(f"params has unexpected entries {', '.join(map(str, extra))}: expected "
+                         f"{', '.join(names)}")
     out = {}
-    for name, expected in PARAM_SHAPES.items():
+    for name in names:
         arr = _as_float_array(params[name], f"params[{name!r}]")
         ndim = 2 if name.startswith("W") else 1
         if arr.ndim != ndim:
-            raise ValueError(f"params[{name!r}] must have shape {expected}, got {arr.shape}")
+            what = "(inputs, outputs)" if ndim == 2 else "(outputs,)"
+            raise ValueError(f"params[{name!r}] must have shape {what}, got {arr.shape}")
+        if arr.size == 0:
+            raise ValueError(f"params[{name!r}] must be non-empty, got shape {arr.shape}")
         out[name] = arr  # kernels only read; the reference works on its own copy
-    n_in, n_hidden = out["W1"].shape
-    n_out = out["W2"].shape[1]
-    if min(n_in, n_hidden, n_out) < 1:
-        raise ValueError(f"params['W1'] and params['W2'] must be non-empty, got shapes "
-                         f"{out['W1'].shape} and {out['W2'].shape}")
-    for name, shape in (("b1", (n_hidden,)), ("W2", (n_hidden, n_out)), ("b2", (n_out,))):
-        if out[name].shape != shape:
-            raise ValueError(f"params[{name!r}] must have shape {shape} to match "
-                             f"params['W1'] {out['W1'].shape}, got {out[name].shape}")
+    for i in range(1, count + 1):
+        W, b = f"W{i}", f"b{i}"
+        if out[b].shape != (out[W].shape[1],):
+            raise ValueError(f"params[{b!r}] must have shape ({out[W].shape[1]},) to match "
+                             f"params[{W!r}] {out[W].shape}, got {out[b].shape}")
+        if i > 1 and out[W].shape[0] != out[f"W{i - 1}"].shape[1]:
+            raise ValueError(f"params[{W!r}] must have {out[f'W{i - 1}'].shape[1]} rows to "
+                             f"take the outputs of params['W{i - 1}'] "
+                             f"{out[f'W{i - 1}'].shape}, got shape {out[W].shape}")
     return out
+
+
+def output_size(params) -> int:
+    """Width of the last layer of checked ``params``."""
+    count = len(params) // 2
+    return params[f"W{count}"].shape[1]
 
 
 def check_x(x, n_in):
@@ -143,7 +161,7 @@ def check_batch(params, x, t):
     """Validate a (params, x, t) triple; return converted arrays."""
     params = check_params(params)
     n_in = params["W1"].shape[0]
-    n_out = params["W2"].shape[1]
+    n_out = output_size(params)
     x = check_x(x, n_in)
     labels = check_labels(t, x.shape[0], n_out)
     return params, x, labels

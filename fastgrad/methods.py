@@ -1,7 +1,10 @@
 """The one registry of gradient methods, shared by the tests, the benchmarks and the CLI.
 
 Every entry takes already-validated inputs (see :func:`fastgrad.inputs.check_batch`)
-``(params, x, labels, h, threads)`` and returns a dict shaped like ``params``.
+``(params, x, labels, h, threads, arch)`` and returns a dict shaped like ``params``.
+``params`` is ``W1, b1, ..., W{L+1}, b{L+1}`` of any depth; ``arch``
+(:class:`fastgrad.arch.Arch`, default the chapter-4 sigmoid net without weight
+decay) names the activation and the weight decay.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import numba
 import numpy as np
 
 from fastgrad import config, inputs, reference
+from fastgrad.arch import SIGMOID, make_arch
+from fastgrad.kernels.deep import deep_incremental_gradient
 from fastgrad.kernels.forward import dense_to_csr
-from fastgrad.kernels.full import full_gradient
+from fastgrad.kernels.full import deep_full_gradient, full_gradient
 from fastgrad.kernels.incremental import incremental_gradient
 
 
@@ -41,38 +46,94 @@ def numba_threads(threads):
         numba.set_num_threads(previous)
 
 
-def _reference(params, x, labels, h, threads):
-    return reference.net_numerical_gradient(params, x, labels, h)
+def _reference(params, x, labels, h, threads, arch=SIGMOID):
+    return reference.net_numerical_gradient(params, x, labels, h, *arch)
 
 
-def _backprop(params, x, labels, h, threads):
-    return reference.backprop_gradient(params, x, labels)
+def _backprop(params, x, labels, h, threads, arch=SIGMOID):
+    return reference.backprop_gradient(params, x, labels, False, *arch)
 
 
-def _jit(params, x, labels, h, threads):
-    n_in, n_hidden = params["W1"].shape
-    n_out = params["W2"].shape[1]
-    theta = np.concatenate([params[name].ravel() for name in reference.PARAM_NAMES])
-    with numba_threads(threads):
-        indptr, indices, values = dense_to_csr(x)
-        flat = full_gradient(theta, n_in, n_hidden, n_out, indptr, indices, values, labels, h,
-                             config.n_chunks(threads, theta.size))
+def _flatten(params):
+    """``(theta, sizes)``: the parameters back to back and the layer widths."""
+    names = reference.param_names(params)
+    theta = np.concatenate([params[name].ravel() for name in names])
+    count = len(names) // 2
+    sizes = np.array([params["W1"].shape[0]] + [params[f"W{i}"].shape[1]
+                                                for i in range(1, count + 1)], dtype=np.int64)
+    return theta, sizes
+
+
+def _unflatten(flat, params):
     out, start = {}, 0
-    for name in reference.PARAM_NAMES:
+    for name in reference.param_names(params):
         size = params[name].size
         out[name] = flat[start:start + size].reshape(params[name].shape).copy()
         start += size
     return out
 
 
-def _incremental(params, x, labels, h, threads):
+def _add_decay(grads, params, h, weight_decay):
+    """Add the central difference of ``0.5 * lambda * w ** 2`` to every weight's gradient.
+
+    The decay term is separable, so its difference at ``w +- h`` is formed
+    directly, from the same perturbed values the reference evaluates:
+    ``0.5 * lambda * (w+ - w-) (w+ + w-) / 2h``.
+    """
+    if weight_decay == 0:
+        return grads
+    for name in grads:
+        if name.startswith("W"):
+            w = params[name]
+            w_plus, w_minus = w + h, w - h
+            grads[name] += 0.5 * weight_decay * (w_plus - w_minus) * (w_plus + w_minus) / (2 * h)
+    return grads
+
+
+def _weight_norms(params):
+    """Spectral norm and largest column norm of each weight matrix (ReLU margins)."""
+    count = len(params) // 2
+    spec, colmax = np.zeros(count), np.zeros(count)
+    for m in range(1, count):  # the first layer's are never needed
+        W = params[f"W{m + 1}"]
+        spec[m] = np.linalg.norm(W, 2)
+        colmax[m] = np.sqrt(np.max(np.sum(W * W, axis=0)))
+    return spec, colmax
+
+
+def _two_layer_sigmoid(params, arch):
+    return len(params) == 4 and arch.activation == "sigmoid"
+
+
+def _jit(params, x, labels, h, threads, arch=SIGMOID):
+    theta, sizes = _flatten(params)
     with numba_threads(threads):
         indptr, indices, values = dense_to_csr(x)
-        gW1, gb1, gW2, gb2 = incremental_gradient(
-            params["W1"], params["b1"], params["W2"], params["b2"],
-            indptr, indices, values, labels, h,
-        )
-    return {"W1": gW1, "b1": gb1, "W2": gW2, "b2": gb2}
+        chunks = config.n_chunks(threads, theta.size)
+        if _two_layer_sigmoid(params, arch):
+            flat = full_gradient(theta, *sizes, indptr, indices, values, labels, h, chunks)
+        else:
+            flat = deep_full_gradient(theta, sizes, arch.code, indptr, indices, values, labels,
+                                      h, chunks)
+    return _add_decay(_unflatten(flat, params), params, h, arch.weight_decay)
+
+
+def _incremental(params, x, labels, h, threads, arch=SIGMOID):
+    with numba_threads(threads):
+        indptr, indices, values = dense_to_csr(x)
+        if _two_layer_sigmoid(params, arch):
+            gW1, gb1, gW2, gb2 = incremental_gradient(
+                params["W1"], params["b1"], params["W2"], params["b2"],
+                indptr, indices, values, labels, h,
+            )
+            grads = {"W1": gW1, "b1": gb1, "W2": gW2, "b2": gb2}
+        else:
+            theta, sizes = _flatten(params)
+            spec, colmax = _weight_norms(params)
+            flat = deep_incremental_gradient(theta, sizes, arch.code, indptr, indices, values,
+                                             labels, h, spec, colmax)
+            grads = _unflatten(flat, params)
+    return _add_decay(grads, params, h, arch.weight_decay)
 
 
 METHODS = {
@@ -106,7 +167,8 @@ def check_method(method, allowed=None):
     return METHODS[method]
 
 
-def compute_gradient(method, params, x, t, h=1e-4, threads=None):
+def compute_gradient(method, params, x, t, h=1e-4, threads=None, *, activation="sigmoid",
+                     weight_decay=0.0):
     """Validate the inputs and return the gradient of the loss by ``method``.
 
     Parameters
@@ -114,7 +176,7 @@ def compute_gradient(method, params, x, t, h=1e-4, threads=None):
     method : str
         A key of :data:`METHODS`.
     params : dict
-        ``W1 (I,H)``, ``b1 (H,)``, ``W2 (H,O)``, ``b2 (O,)``; never modified.
+        ``W1 (I,H1)``, ``b1 (H1,)``, ..., ``W{L+1} (HL,O)``, ``b{L+1} (O,)``; never modified.
     x : array_like, shape (batch, I)
         Inputs.
     t : array_like
@@ -123,6 +185,10 @@ def compute_gradient(method, params, x, t, h=1e-4, threads=None):
         Central-difference step in ``[1e-300, 1]`` (ignored by ``backprop``).
     threads : int, optional
         Numba threads; default ``$FASTGRAD_THREADS`` or all cores.
+    activation : {'sigmoid', 'relu'}
+        Hidden activation.
+    weight_decay : float
+        L2 strength ``lambda`` (the loss adds ``0.5 * lambda * sum(W ** 2)``).
 
     Returns
     -------
@@ -130,7 +196,8 @@ def compute_gradient(method, params, x, t, h=1e-4, threads=None):
         Gradient arrays (float64) shaped like ``params``.
     """
     entry = check_method(method)
+    arch = make_arch(activation, weight_decay)
     h = inputs.check_h(h, inputs.NET_H_RANGE)
     threads = inputs.check_threads(threads)
     params, x, labels = inputs.check_batch(params, x, t)
-    return entry.func(params, x, labels, h, threads)
+    return entry.func(params, x, labels, h, threads, arch)

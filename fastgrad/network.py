@@ -1,4 +1,10 @@
-"""``TwoLayerNet``: the book's network with fast, validated numerical gradients."""
+"""The book's fully connected networks with fast, validated numerical gradients.
+
+:class:`MultiLayerNet` is chapter 6's network of any depth; :class:`TwoLayerNet`
+is its one-hidden-layer case with chapter 4's initialisation (sigmoid) or
+chapter 5's (``activation="relu"``). Both hold float64 ``params``
+``W1, b1, ..., W{L+1}, b{L+1}`` and share one validation path and one registry.
+"""
 
 from __future__ import annotations
 
@@ -7,69 +13,118 @@ import numbers
 import numpy as np
 
 from fastgrad import inputs, reference
+from fastgrad.arch import Arch, check_activation, check_weight_decay
 from fastgrad.methods import DEFAULT_METHOD, NUMERICAL_METHODS, check_method, compute_gradient
 
+#: Named initialisations: std = sqrt(gain / fan_in) (He for ReLU, Xavier for sigmoid).
+INIT_GAINS = {"relu": 2.0, "he": 2.0, "sigmoid": 1.0, "xavier": 1.0}
 
-class TwoLayerNet:
-    """Two-layer sigmoid network with softmax output (Deep Learning from Scratch, ch. 4).
+
+def _check_size(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return int(value)
+
+
+def _check_hidden_list(hidden_size_list):
+    if isinstance(hidden_size_list, (str, bytes)) or not hasattr(hidden_size_list, "__len__"):
+        raise TypeError(f"hidden_size_list must be a list of integers, "
+                        f"got {type(hidden_size_list).__name__}")
+    if len(hidden_size_list) == 0:
+        raise ValueError("hidden_size_list must not be empty: give at least one hidden layer")
+    return [_check_size(f"hidden_size_list[{i}]", v) for i, v in enumerate(hidden_size_list)]
+
+
+def _init_scales(weight_init_std, fan_ins):
+    """Standard deviation of each weight matrix from a number or an init name."""
+    if isinstance(weight_init_std, str):
+        gain = INIT_GAINS.get(weight_init_std.lower())
+        if gain is None:
+            raise ValueError(f"weight_init_std must be a number or one of "
+                             f"{tuple(INIT_GAINS)}, got {weight_init_std!r}")
+        return [np.sqrt(gain / n) for n in fan_ins]
+    if isinstance(weight_init_std, bool) or not isinstance(weight_init_std, numbers.Real):
+        raise TypeError(f"weight_init_std must be a real number or one of {tuple(INIT_GAINS)}, "
+                        f"got {type(weight_init_std).__name__}")
+    std = float(weight_init_std)
+    if not np.isfinite(std) or std < 0:
+        raise ValueError(f"weight_init_std must be finite and >= 0, got {weight_init_std!r}")
+    return [std] * len(fan_ins)
+
+
+def _rng(seed):
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"seed must be None, a non-negative integer or a Generator: "
+                         f"{exc}") from None
+
+
+class MultiLayerNet:
+    """Fully connected network with softmax output (Deep Learning from Scratch, ch. 6).
 
     Parameters
     ----------
-    input_size, hidden_size, output_size : int
-        Layer widths (784, 50, 10 for MNIST).
-    weight_init_std : float
-        Standard deviation of the Gaussian weights; biases start at zero.
+    input_size : int
+        Input width (784 for MNIST).
+    hidden_size_list : sequence of int
+        Widths of the hidden layers, e.g. ``[100, 100, 100, 100]``.
+    output_size : int
+        Number of classes.
+    activation : {'relu', 'sigmoid'}
+        Hidden-layer activation.
+    weight_init_std : float or {'relu', 'he', 'sigmoid', 'xavier'}
+        Standard deviation of the Gaussian weights, or He (``sqrt(2 / fan_in)``)
+        or Xavier (``sqrt(1 / fan_in)``); biases start at zero.
+    weight_decay_lambda : float
+        L2 strength: the loss adds ``0.5 * lambda * sum(W ** 2)`` per weight matrix.
     seed : int or numpy.random.Generator, optional
         Seed of the weight initialisation.
     """
 
-    def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01, seed=None):
-        sizes = {"input_size": input_size, "hidden_size": hidden_size,
-                 "output_size": output_size}
-        for name, value in sizes.items():
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-            if value < 1:
-                raise ValueError(f"{name} must be at least 1, got {value}")
-        if isinstance(weight_init_std, bool) or not isinstance(weight_init_std, numbers.Real):
-            raise TypeError(f"weight_init_std must be a real number, "
-                            f"got {type(weight_init_std).__name__}")
-        std = float(weight_init_std)
-        if not np.isfinite(std) or std < 0:
-            raise ValueError(f"weight_init_std must be finite and >= 0, got {weight_init_std!r}")
-        try:
-            rng = np.random.default_rng(seed)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"seed must be None, a non-negative integer or a Generator: "
-                             f"{exc}") from None
-        self.params = {
-            "W1": std * rng.standard_normal((input_size, hidden_size)),
-            "b1": np.zeros(hidden_size),
-            "W2": std * rng.standard_normal((hidden_size, output_size)),
-            "b2": np.zeros(output_size),
-        }
+    def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
+                 weight_init_std="relu", weight_decay_lambda=0, seed=None):
+        sizes = ([_check_size("input_size", input_size)] + _check_hidden_list(hidden_size_list)
+                 + [_check_size("output_size", output_size)])
+        self.arch = Arch(check_activation(activation), check_weight_decay(weight_decay_lambda))
+        scales = _init_scales(weight_init_std, sizes[:-1])
+        rng = _rng(seed)
+        self.params = {}
+        for i in range(1, len(sizes)):
+            self.params[f"W{i}"] = scales[i - 1] * rng.standard_normal((sizes[i - 1], sizes[i]))
+            self.params[f"b{i}"] = np.zeros(sizes[i])
+
+    @property
+    def sizes(self):
+        """Layer widths ``[input, hidden..., output]``."""
+        count = reference.n_layers(self.params)
+        return [self.params["W1"].shape[0]] + [self.params[f"W{i}"].shape[1]
+                                               for i in range(1, count + 1)]
 
     def _checked(self, x, t=None):
         params = inputs.check_params(self.params)
         x = inputs.check_x(x, params["W1"].shape[0])
         if t is None:
             return params, x, None
-        return params, x, inputs.check_labels(t, x.shape[0], params["W2"].shape[1])
+        return params, x, inputs.check_labels(t, x.shape[0], inputs.output_size(params))
 
     def predict(self, x):
         """Softmax probabilities, shape ``(batch, output_size)``."""
         params, x, _ = self._checked(x)
-        return reference.predict(params, x)
+        return reference.predict(params, x, self.arch.activation)
 
     def loss(self, x, t):
-        """Mean cross entropy ``-sum(log(y[t] + 1e-7)) / batch``."""
+        """Mean cross entropy ``-sum(log(y[t] + 1e-7)) / batch`` plus the weight decay."""
         params, x, labels = self._checked(x, t)
-        return float(reference.loss(params, x, labels))
+        return float(reference.loss(params, x, labels, *self.arch))
 
     def accuracy(self, x, t):
         """Fraction of samples whose arg-max prediction equals the label."""
         params, x, labels = self._checked(x, t)
-        return float(np.mean(np.argmax(reference.predict(params, x), axis=1) == labels))
+        y = reference.predict(params, x, self.arch.activation)
+        return float(np.mean(np.argmax(y, axis=1) == labels))
 
     def numerical_gradient(self, x, t, method=DEFAULT_METHOD, h=1e-4, threads=None):
         """Central-difference gradient of :meth:`loss` for every parameter.
@@ -92,8 +147,34 @@ class TwoLayerNet:
             Gradients shaped like :attr:`params`.
         """
         check_method(method, NUMERICAL_METHODS)
-        return compute_gradient(method, self.params, x, t, h=h, threads=threads)
+        return compute_gradient(method, self.params, x, t, h=h, threads=threads,
+                                activation=self.arch.activation,
+                                weight_decay=self.arch.weight_decay)
 
     def gradient(self, x, t):
-        """Analytic gradient by backpropagation (the book's chapter 5)."""
-        return compute_gradient("backprop", self.params, x, t)
+        """Analytic gradient by backpropagation (the book's chapter 5), ``lambda * W`` added."""
+        return compute_gradient("backprop", self.params, x, t, activation=self.arch.activation,
+                                weight_decay=self.arch.weight_decay)
+
+
+class TwoLayerNet(MultiLayerNet):
+    """Two-layer network with softmax output (Deep Learning from Scratch, ch. 4 and 5).
+
+    Parameters
+    ----------
+    input_size, hidden_size, output_size : int
+        Layer widths (784, 50, 10 for MNIST).
+    weight_init_std : float
+        Standard deviation of the Gaussian weights; biases start at zero.
+    seed : int or numpy.random.Generator, optional
+        Seed of the weight initialisation.
+    activation : {'sigmoid', 'relu'}
+        Sigmoid (chapter 4) or ReLU (chapter 5).
+    """
+
+    def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01, seed=None,
+                 activation="sigmoid"):
+        if isinstance(weight_init_std, str):
+            raise TypeError("weight_init_std must be a real number, got str")
+        super().__init__(input_size, [_check_size("hidden_size", hidden_size)], output_size,
+                         activation=activation, weight_init_std=weight_init_std, seed=seed)

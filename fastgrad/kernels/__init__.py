@@ -9,4 +9,4 @@ from fastgrad.config import kernel_cache
 
 # Decorated (and their cache located) inside kernel_cache(); see its docstring.
 with kernel_cache():
-    from fastgrad.kernels import forward, full, generic, incremental  # noqa: F401
+    from fastgrad.kernels import deep, forward, full, generic, incremental, layers  # noqa: F401

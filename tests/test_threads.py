@@ -39,6 +39,8 @@ def seen(monkeypatch):
         return np.zeros(flat.size)
 
     monkeypatch.setattr(methods, "full_gradient", full)
+    monkeypatch.setattr(methods, "deep_full_gradient", full)
+    monkeypatch.setattr(methods, "deep_incremental_gradient", full)
     monkeypatch.setattr(methods, "incremental_gradient", incremental)
     monkeypatch.setattr(generic, "generic_gradient", generic_kernel)
     monkeypatch.delenv(THREADS_ENV, raising=False)
@@ -53,6 +55,17 @@ def test_threads_argument_reaches_the_kernel(method, seen):
         fastgrad.compute_gradient(method, params, x, t, threads=threads)
     assert seen == [1, 2, 1]
     assert numba.get_num_threads() == before  # restored afterwards
+
+
+@pytest.mark.parametrize("method", ["jit", "incremental"])
+def test_threads_reach_the_deep_kernels(method, seen):
+    rng = np.random.default_rng(0)
+    params = {"W1": rng.random((4, 3)), "b1": np.zeros(3), "W2": rng.random((3, 3)),
+              "b2": np.zeros(3), "W3": rng.random((3, 2)), "b3": np.zeros(2)}
+    for threads in (2, 1):
+        fastgrad.compute_gradient(method, params, rng.random((2, 4)), [0, 1], threads=threads,
+                                  activation="relu")
+    assert seen == [2, 1]
 
 
 @pytest.mark.parametrize("method", ["jit", "incremental"])

@@ -7,6 +7,7 @@ import pytest
 from numba import njit
 
 import fastgrad
+from fastgrad import config
 
 
 def plain(x):
@@ -88,3 +89,23 @@ def test_bad_inputs():
         fastgrad.numerical_gradient(plain, np.array(["a"]))
     with pytest.raises(ValueError, match="threads"):
         fastgrad.numerical_gradient(jitted, np.ones(3), threads=0)
+
+
+def test_threads_never_share_one_array():
+    """Each chunk of parameters must perturb its own copy of ``x``.
+
+    Were the threads to write one shared array, every evaluation of ``f`` by one
+    thread would see another thread's ``x_q +- h`` and its quotient would be off
+    by about ``|df/dx_q| / 2``. Here every ``f`` call sums all 3000 elements, so
+    the calls take long enough that the threads overlap for the whole run and a
+    shared array corrupts entries in every run, not in some (7 elements did not).
+    """
+    threads = config.max_threads()
+    if threads < 2:
+        pytest.skip("Numba runs one thread here: no race to provoke")
+    x = np.linspace(-2.0, 2.0, 3000)
+    grad = fastgrad.numerical_gradient(jitted, x, threads=threads)
+    analytic = np.sin(x) * 2 * x + np.cos(x) * x**2
+    analytic[0] += x[1]
+    analytic[1] += x[0]
+    np.testing.assert_allclose(grad, analytic, rtol=0, atol=1e-6)

@@ -223,12 +223,18 @@ def skip_reason(name):
 
 # --- pytest -------------------------------------------------------------------------
 
-SIZES = [pytest.param((10, 10), id="784-10-10-batch10"),
-         pytest.param((50, 100), id="784-50-10-batch100", marks=pytest.mark.big)]
+SMOKE = (3, 4)  # hidden, batch: every code path, in seconds
+STANDARD = (50, 100)
+#: Variants whose code paths the tests cover already: run on the standard size only,
+#: sparing the smoke run their compilation.
+VARIANTS = ("generic-csr", "generic-fg")
+CASES = [pytest.param(name, size, id=f"{name}-784-{size[0]}-10-batch{size[1]}",
+                      marks=[pytest.mark.big] if size == STANDARD else [])
+         for size in (SMOKE, STANDARD) for name in PEERS
+         if size == STANDARD or name not in VARIANTS]
 
 
-@pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("name", list(PEERS))
+@pytest.mark.parametrize("name, size", CASES)
 def test_generic_peers(benchmark, name, size, workload, references, warm_kernels):
     reason = skip_reason(name)
     if reason:

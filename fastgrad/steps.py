@@ -310,20 +310,20 @@ def plot_sweep(sweep, path, *, dpi=120):
     first = sweep.curves[0]
     # labels off the curves: below-left of the falling side, above-left of the rising one
     for side, text, slope, offset in (
-            (first.truncation_side(), "truncation O(h²)", 2, (-15, -45)),
-            (first.rounding_side(), "rounding O(ε/h)", -1, (-15, 30))):
+            (first.truncation_side(), "truncation O(h²)", 2, (-30, -90)),
+            (first.rounding_side(), "rounding O(ε/h)", -1, (-40, 40))):
         errors = first.errors[side]
         if side.sum() >= 1 and np.any(errors > 0):
             h0 = float(np.sqrt(first.steps[side].max() * first.steps[side].min()))
             e0 = float(np.exp(np.mean(np.log(errors[errors > 0]))))
             ax.annotate(f"{first.name}: {text}\nslope {_fmt(fit_slope(first.steps[side], errors))}"
                         f" (ideal {slope:+d})", xy=(h0, e0), xytext=offset,
-                        textcoords="offset points", ha="right", fontsize=8,
+                        textcoords="offset points", ha="center", fontsize=8,
                         arrowprops={"arrowstyle": "-", "color": "gray", "linewidth": 0.6})
     ax.invert_xaxis()  # h shrinks to the right, as one reads the book
-    ax.set(xlabel="step h", ylabel="max |numerical − analytic|",
-           title="central difference error vs step size")
+    ax.set(xlabel="step h", ylabel="max |numerical − analytic|")
+    fig.suptitle("central difference error vs step size")
+    ax.set_title(sweep.description, fontsize=7, color="gray")
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="lower left", fontsize=8)
-    fig.text(0.01, 0.005, sweep.description, fontsize=6, color="gray")
     return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=dpi))

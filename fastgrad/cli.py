@@ -1,4 +1,4 @@
-"""Command-line entry point: ``fastgrad check | bench | train | download``.
+"""Command-line entry point: ``fastgrad check | bench | train | download | steps``.
 
 Thin by design: each subcommand lives in :mod:`fastgrad.commands` and only
 parses, calls the library and prints.
@@ -13,7 +13,7 @@ import sys
 from fastgrad.interrupts import is_interrupt
 
 # subcommand name -> module in fastgrad.commands defining ``register(subparsers)``
-COMMANDS = ("check", "bench", "train", "download")
+COMMANDS = ("check", "bench", "train", "download", "steps")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,9 +30,9 @@ def seen(monkeypatch):
         record.append(numba.get_num_threads())
         return np.zeros(theta.size)
 
-    def incremental(W1, b1, W2, b2, *args):
+    def incremental(params, *args):  # the phase drivers run inside the thread setting
         record.append(numba.get_num_threads())
-        return np.zeros_like(W1), np.zeros_like(b1), np.zeros_like(W2), np.zeros_like(b2)
+        return {k: np.zeros_like(v) for k, v in params.items()}
 
     def generic_kernel(f, flat, *args):
         record.append(numba.get_num_threads())
@@ -40,8 +40,8 @@ def seen(monkeypatch):
 
     monkeypatch.setattr(methods, "full_gradient", full)
     monkeypatch.setattr(methods, "deep_full_gradient", full)
-    monkeypatch.setattr(methods, "deep_incremental_gradient", full)
-    monkeypatch.setattr(methods, "incremental_gradient", incremental)
+    monkeypatch.setattr(methods, "_deep_incremental", incremental)
+    monkeypatch.setattr(methods, "_two_layer_incremental", incremental)
     monkeypatch.setattr(generic, "generic_gradient", generic_kernel)
     monkeypatch.delenv(THREADS_ENV, raising=False)
     return record

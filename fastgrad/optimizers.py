@@ -47,7 +47,8 @@ def _hyper(name, value, *, low=0.0, high=None, open_low=True):
     return value
 
 
-def _lr(value):
+def check_lr(value):
+    """Return the learning rate ``value`` as a positive finite float."""
     return _hyper("lr", value)
 
 
@@ -113,7 +114,7 @@ class SGD(Optimizer):
     """``p -= lr * g``."""
 
     name, defaults = "sgd", MappingProxyType({"lr": 0.01})
-    _checks = MappingProxyType({"lr": _lr})
+    _checks = MappingProxyType({"lr": check_lr})
 
     def _step(self, p, g, slots):
         return p - self.lr * g, {}
@@ -124,7 +125,7 @@ class Momentum(Optimizer):
 
     name, defaults = "momentum", MappingProxyType({"lr": 0.01, "momentum": 0.9})
     slot_names = ("v",)
-    _checks = MappingProxyType({"lr": _lr, "momentum": _unit("momentum")})
+    _checks = MappingProxyType({"lr": check_lr, "momentum": _unit("momentum")})
 
     def _step(self, p, g, slots):
         v = self.momentum * slots["v"] - self.lr * g
@@ -136,7 +137,7 @@ class Nesterov(Optimizer):
 
     name, defaults = "nesterov", MappingProxyType({"lr": 0.01, "momentum": 0.9})
     slot_names = ("v",)
-    _checks = MappingProxyType({"lr": _lr, "momentum": _unit("momentum")})
+    _checks = MappingProxyType({"lr": check_lr, "momentum": _unit("momentum")})
 
     def _step(self, p, g, slots):
         m = self.momentum
@@ -151,7 +152,7 @@ class AdaGrad(Optimizer):
 
     name, defaults = "adagrad", MappingProxyType({"lr": 0.01})
     slot_names = ("h",)
-    _checks = MappingProxyType({"lr": _lr})
+    _checks = MappingProxyType({"lr": check_lr})
 
     def _step(self, p, g, slots):
         h = slots["h"] + g * g
@@ -163,7 +164,7 @@ class RMSprop(Optimizer):
 
     name, defaults = "rmsprop", MappingProxyType({"lr": 0.01, "decay_rate": 0.99})
     slot_names = ("h",)
-    _checks = MappingProxyType({"lr": _lr, "decay_rate": _unit("decay_rate")})
+    _checks = MappingProxyType({"lr": check_lr, "decay_rate": _unit("decay_rate")})
 
     def _step(self, p, g, slots):
         h = slots["h"] * self.decay_rate
@@ -177,7 +178,7 @@ class Adam(Optimizer):
     name = "adam"
     defaults = MappingProxyType({"lr": 0.001, "beta1": 0.9, "beta2": 0.999})
     slot_names = ("m", "v")
-    _checks = MappingProxyType({"lr": _lr, "beta1": _unit("beta1"), "beta2": _unit("beta2")})
+    _checks = MappingProxyType({"lr": check_lr, "beta1": _unit("beta1"), "beta2": _unit("beta2")})
 
     def _scalars(self, count):
         # as the book: Python floats, np.sqrt of the bias terms

@@ -24,7 +24,7 @@ from fastgrad import training as train_mod
 from fastgrad.checkpoint import CheckpointError
 from fastgrad.cli import main
 from fastgrad.network import TwoLayerNet
-from fastgrad.training import TrainingDiverged, TrainingInterrupted, train
+from fastgrad.training import TrainingDiverged, TrainingInterrupted, schedule, train
 
 SMALL = {"hidden_size": 8, "output_size": 3, "batch_size": 50, "lr": 1.0}
 
@@ -68,7 +68,8 @@ def _same(a, b):
     """Bitwise equality of two runs (timings aside)."""
     assert a.losses.tobytes() == b.losses.tobytes()
     assert a.epochs == b.epochs
-    for name in ("W1", "b1", "W2", "b2"):
+    assert list(a.params) == list(b.params)
+    for name in a.params:
         assert a.params[name].tobytes() == b.params[name].tobytes(), name
     assert (a.final_train_acc, a.final_test_acc) == (b.final_train_acc, b.final_test_acc)
     assert {k: v for k, v in a.config.items() if k != "iters"} == \
@@ -136,12 +137,12 @@ def test_steps_call_the_registry_on_checked_arrays(monkeypatch, method):
 
     real, seen = methods.METHODS[method].func, []
 
-    def checked(params, x, labels, h, threads):
+    def checked(params, x, labels, h, threads, arch):
         assert x.dtype == np.float64 and x.flags.c_contiguous
         assert labels.dtype == np.int64 and labels.flags.c_contiguous
         assert all(v.dtype == np.float64 and v.flags.c_contiguous for v in params.values())
         seen.append(blas_threads())
-        return real(params, x, labels, h, threads)
+        return real(params, x, labels, h, threads, arch)
 
     # one-hot float labels, float32 images: converted once, up front
     (x, t), test = DATA
@@ -153,8 +154,8 @@ def test_steps_call_the_registry_on_checked_arrays(monkeypatch, method):
     assert len(steps) == 15
     assert all(s == ([1] * len(outside) if compiled else outside) for s in steps)
 
-    def validated(params, x, labels, h, threads):  # what compute_gradient does
-        return real(*inputs.check_batch(params, x, labels), inputs.check_h(h), threads)
+    def validated(params, x, labels, h, threads, arch):  # what compute_gradient does
+        return real(*inputs.check_batch(params, x, labels), inputs.check_h(h), threads, arch)
 
     _swap_gradient(monkeypatch, validated, method)
     _same(direct, train(onehot, iters=15, method=method, **{**SMALL, "lr": 0.5}))
@@ -306,7 +307,7 @@ def test_ctrl_c_inside_a_step_keeps_the_last_whole_step(tmp_path, monkeypatch, w
         _swap_gradient(monkeypatch, fake)
     else:
         # measured at steps 1, 11, 21: the third measurement is in step 21
-        real, done = train_mod._accuracy, 20
+        real, done = schedule.accuracy, 20
 
         def fake(*args, **kwargs):
             calls.append(1)
@@ -314,14 +315,14 @@ def test_ctrl_c_inside_a_step_keeps_the_last_whole_step(tmp_path, monkeypatch, w
                 raise KeyboardInterrupt
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(train_mod, "_accuracy", fake)
+        monkeypatch.setattr(schedule, "accuracy", fake)
     with pytest.raises(TrainingInterrupted) as info:
         _run(iters=40, checkpoint=path)
     assert checkpoint.load(path).iteration == info.value.history.iterations == done
     if where == "gradient":
         _swap_gradient(monkeypatch, real)
     else:
-        monkeypatch.setattr(train_mod, "_accuracy", real)
+        monkeypatch.setattr(schedule, "accuracy", real)
     _same(_run(iters=40), train(DATA, checkpoint=path, resume=True))
 
 
@@ -396,7 +397,7 @@ def test_checkpoint_is_pickle_free_json(tmp_path):
         meta = json.loads(str(z["meta"]))
         assert all(z[key].dtype != object for key in z.files)
     assert meta["iteration"] == 5 and meta["rng_state"]["bit_generator"] == "PCG64"
-    assert meta["config"]["hidden_size"] == 8 and meta["config"]["dataset"] == "custom"
+    assert meta["config"]["hidden_size_list"] == [8] and meta["config"]["dataset"] == "custom"
 
 
 def test_existing_checkpoint_is_not_overwritten_by_a_new_run(tmp_path):
@@ -482,7 +483,8 @@ def saved(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"hidden_size": 9}, "hidden_size=9 differs from the checkpoint's hidden_size=8"),
+    ({"hidden_size": 9}, r"hidden_size_list=\[9\] differs from the checkpoint's "
+                         r"hidden_size_list=\[8\]"),
     ({"lr": 0.5}, "lr=0.5 differs"),
     ({"method": "backprop"}, "method='backprop' differs"),
     ({"seed": 1}, "seed=1 differs"),
@@ -579,7 +581,8 @@ def test_corrupt_checkpoint(saved, damage, match):
     ("h", 0, "h must be positive"),
     ("seed", -1, "seed must be at least 0"),
     ("iters", 0, "iters must be at least 1"),
-    ("hidden_size", "8", "hidden_size must be a positive integer"),
+    ("hidden_size_list", "8", "hidden_size_list must be a non-empty list"),
+    ("hidden_size_list", [8, 0], "hidden_size_list must be a non-empty list"),
     ("output_size", 3.0, "output_size must be a positive integer"),
     ("weight_init_std", None, "weight_init_std must be a real number"),
     ("dataset", "cifar", "dataset must be one of"),
@@ -687,7 +690,7 @@ def test_cli_end_to_end(tmp_path, capsys, fake_loader):
                        "--data-dir", str(tmp_path / "d")]) == 0
     assert fake_loader == [("fashion", str(tmp_path / "d"))]
     text = capsys.readouterr().out
-    assert "784-8-10 net on fashion (300 train / 100 test)" in text
+    assert "784-8-10 sigmoid net on fashion (300 train / 100 test), sgd (lr 0.5)" in text
     assert "epoch   0.00  iter      1" in text and "epoch   3.00  iter     19" in text
     assert "final accuracy: train" in text and "time per gradient:" in text
     assert sorted(os.listdir(out)) == ["checkpoint.npz", "metrics.csv", "metrics.json",
@@ -773,5 +776,5 @@ def test_progress_bar_and_log(capsys):
     _run(iters=12, progress=True, log=lines.append)
     err = capsys.readouterr().err
     assert "train (incremental)" in err and "loss=" in err and "12/12" in err
-    assert lines[0].startswith("training from iteration 0: 20-8-3 net on custom")
+    assert lines[0].startswith("training from iteration 0: 20-8-3 sigmoid net on custom")
     assert len(lines) == 1 + 2 and "train acc" in lines[-1]

@@ -54,11 +54,14 @@ def _check_target(checkpoint, resume, overwrite):
                               f"allow overwriting it")
 
 
-def _describe(config):
+def _describe(config, n_train, n_test):
     sizes = [config["input_size"], *config["hidden_size_list"], config["output_size"]]
-    opt = ", ".join(f"{k} {v:g}" for k, v in config["optimizer_options"].items())
-    return (f"{'-'.join(map(str, sizes))} {config['activation']} net on {config['dataset']}, "
-            f"{config['optimizer']} (lr {config['lr']:g}{', ' + opt if opt else ''})")
+    hyper = ", ".join(f"{k} {v:g}" for k, v in {"lr": config["lr"],
+                                                 **config["optimizer_options"]}.items())
+    decay = config["weight_decay_lambda"]
+    return (f"{'-'.join(map(str, sizes))} {config['activation']} net on {config['dataset']} "
+            f"({n_train} train / {n_test} test), {config['optimizer']} ({hyper})"
+            f"{f', weight decay {decay:g}' if decay else ''}")
 
 
 def train(data=None, *, dataset=None, data_dir=None, iters=None, batch_size=None, lr=None,
@@ -203,7 +206,7 @@ def train(data=None, *, dataset=None, data_dir=None, iters=None, batch_size=None
     if log is not None:
         start = record.start
         log(f"{'resuming ' + str(resume) + ' at' if ckpt else 'training from'} iteration "
-            f"{start}: {_describe(config)} ({n_train} train / {len(arrays[2])} test), "
+            f"{start}: {_describe(config, n_train, len(arrays[2]))}, "
             f"{config['method']} gradient, {threads} threads, batch {config['batch_size']}, "
             f"seed {config['seed']}, {config['iters']} iterations "
             f"({schedule.per_epoch:g} per epoch)")

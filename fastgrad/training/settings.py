@@ -110,12 +110,18 @@ def _resolve_optimizer(config, given, ckpt, resume):
         optimizer = optimizers.make_optimizer(config["optimizer"], lr=lr, **options)
     else:
         saved = ckpt.config
+        for key, check in (("lr", optimizers.check_lr),
+                           ("optimizer_options", _options)):
+            try:
+                check(saved[key])
+            except (TypeError, ValueError) as exc:
+                raise ckpt_io.invalid(resume, f"config {key}={saved[key]!r}: {exc}") from None
         try:
             optimizer = optimizers.make_optimizer(
-                config["optimizer"], lr=saved["lr"], **_options(saved["optimizer_options"]))
+                config["optimizer"], lr=saved["lr"], **saved["optimizer_options"])
         except (TypeError, ValueError) as exc:
-            raise ckpt_io.invalid(resume, f"config optimizer hyper-parameters: {exc}") \
-                from None
+            raise ckpt_io.invalid(resume, f"config optimizer_options="
+                                          f"{saved['optimizer_options']!r}: {exc}") from None
         # the given values pass the same checks, then must match
         wanted = optimizers.make_optimizer(config["optimizer"], **{**optimizer.hyper,
                                                                    "lr": lr, **options}).hyper

@@ -249,7 +249,6 @@ def _upgrade(config, meta, iteration):
 
 
 def _params(raw, config):
-    sizes = [config["input_size"], *config["hidden_size_list"], config["output_size"]]
     for key in ("input_size", "output_size"):
         size = config[key]
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
@@ -259,6 +258,7 @@ def _params(raw, config):
             or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in hidden)):
         raise ValueError(f"config hidden_size_list must be a non-empty list of positive "
                          f"integers, got {hidden!r}")
+    sizes = [config["input_size"], *hidden, config["output_size"]]
     names = param_names(len(sizes) - 1)
     params = inputs.check_params({name: _array(raw, name) for name in names})
     got = [params["W1"].shape[0]] + [params[f"W{i}"].shape[1] for i in range(1, len(sizes))]

@@ -583,6 +583,7 @@ def test_corrupt_checkpoint(saved, damage, match):
     ("iters", 0, "iters must be at least 1"),
     ("hidden_size_list", "8", "hidden_size_list must be a non-empty list"),
     ("hidden_size_list", [8, 0], "hidden_size_list must be a non-empty list"),
+    ("hidden_size_list", 8, "hidden_size_list must be a non-empty list"),
     ("output_size", 3.0, "output_size must be a positive integer"),
     ("weight_init_std", None, "weight_init_std must be a real number"),
     ("dataset", "cifar", "dataset must be one of"),

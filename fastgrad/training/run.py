@@ -28,7 +28,7 @@ def _path(value, name):
 
 
 def _paths(checkpoint, checkpoint_every, resume):
-    checkpoint_every = settings._optional(settings._integer("checkpoint_every"))(
+    checkpoint_every = settings.optional(settings.integer("checkpoint_every"))(
         checkpoint_every)
     checkpoint = None if checkpoint is None else _path(checkpoint, "checkpoint")
     if checkpoint_every is not None and checkpoint is None:
@@ -142,7 +142,7 @@ def train(data=None, *, dataset=None, data_dir=None, iters=None, batch_size=None
     if hidden_size is not None:
         if hidden_size_list is not None:
             raise ValueError("give hidden_size or hidden_size_list, not both")
-        hidden_size_list = [settings._integer("hidden_size")(hidden_size)]
+        hidden_size_list = [settings.integer("hidden_size")(hidden_size)]
     given = {"iters": iters, "batch_size": batch_size, "lr": lr,
              "hidden_size_list": hidden_size_list, "output_size": output_size,
              "activation": activation, "weight_init_std": weight_init_std,

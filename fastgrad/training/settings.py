@@ -22,7 +22,8 @@ DEFAULTS = {"iters": 10_000, "batch_size": 100, "hidden_size_list": [50], "outpu
 CHAPTER4_LR = 0.1
 
 
-def _integer(name, minimum=1):
+def integer(name, minimum=1):
+    """A check that a value is an integer >= ``minimum``."""
     def check(value):
         if isinstance(value, bool):
             raise TypeError(f"{name} must be an integer, got bool")
@@ -36,7 +37,8 @@ def _integer(name, minimum=1):
     return check
 
 
-def _optional(check):
+def optional(check):
+    """``check`` that lets None through."""
     return lambda value: None if value is None else check(value)
 
 
@@ -53,7 +55,7 @@ def _hidden_list(value):
                         f"got {type(value).__name__}")
     if not value:
         raise ValueError("hidden_size_list must not be empty: give at least one hidden layer")
-    return [_integer(f"hidden_size_list[{i}]")(v) for i, v in enumerate(value)]
+    return [integer(f"hidden_size_list[{i}]")(v) for i, v in enumerate(value)]
 
 
 def _weight_init(value):
@@ -72,14 +74,14 @@ def _weight_init(value):
 
 
 CHECKS = {
-    "iters": _integer("iters"), "batch_size": _integer("batch_size"),
-    "hidden_size_list": _hidden_list, "output_size": _integer("output_size", minimum=2),
+    "iters": integer("iters"), "batch_size": integer("batch_size"),
+    "hidden_size_list": _hidden_list, "output_size": integer("output_size", minimum=2),
     "activation": check_activation, "weight_init_std": _weight_init,
     "weight_decay_lambda": lambda v: check_weight_decay(v, "weight_decay_lambda"),
     "method": lambda v: methods.check_method(v).name,
     "h": lambda v: inputs.check_h(v, inputs.NET_H_RANGE),  # as compute_gradient checks it
-    "seed": _integer("seed", minimum=0), "dataset": _dataset,
-    "eval_every": _optional(_integer("eval_every")), "optimizer": optimizers.check_name,
+    "seed": integer("seed", minimum=0), "dataset": _dataset,
+    "eval_every": optional(integer("eval_every")), "optimizer": optimizers.check_name,
 }
 # must equal the checkpoint's when resuming; everything else may change
 IDENTITY = ("batch_size", "hidden_size_list", "output_size", "activation", "weight_init_std",

@@ -1066,3 +1066,28 @@ def test_cli_divergence_of_one_optimizer_keeps_the_others(tmp_path, capsys, fake
 def test_cli_bad_network_and_optimizer_arguments(capsys, fake_loader, args, match):
     assert main(CLI + args) == 2
     assert match in capsys.readouterr().err
+
+
+def test_cli_ctrl_c_among_several_optimizers_then_resume(tmp_path, capsys, fake_loader,
+                                                        monkeypatch):
+    out = tmp_path / "o"
+    real, calls = methods.METHODS[methods.DEFAULT_METHOD].func, []
+
+    def interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == (1 + 6) + (1 + 3):  # sgd's warm-up and 6 steps, adam's 3rd step
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    _swap_gradient(monkeypatch, interrupt)
+    args = CLI + ["--iters", "6", "--optimizer", "sgd", "adam", "rmsprop", "--out", str(out)]
+    assert main(args) == 130
+    assert "same command and --resume" in capsys.readouterr().err
+    assert sorted(os.listdir(out)) == ["adam", "sgd"]
+    assert checkpoint.load(out / "adam" / "checkpoint.npz").iteration == 2
+    _swap_gradient(monkeypatch, real)
+    assert main(args + ["--resume"]) == 0
+    assert main(args[:-1] + [str(tmp_path / "once")]) == 0
+    for name in ("sgd", "adam", "rmsprop"):
+        assert ((out / name / "params.npz").read_bytes()
+                == (tmp_path / "once" / name / "params.npz").read_bytes()), name

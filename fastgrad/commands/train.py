@@ -104,10 +104,12 @@ def _paths(args, out):
     return checkpoint, resume, every
 
 
-def _train_one(args, name, out, log):
+def _train_one(args, name, out, log, several):
     from fastgrad.training import train
 
     checkpoint, resume, every = _paths(args, out)
+    if several and args.resume is True and not resume.exists():
+        resume = None  # stopped before this optimizer began: it starts now, with the flags
     return train(
         dataset=args.dataset, data_dir=args.data_dir, iters=args.iters,
         batch_size=args.batch_size, lr=args.lr, hidden_size_list=args.hidden_size_list,
@@ -159,13 +161,14 @@ def run(args) -> int:
         if several:
             print(f"== {name} ==")
         try:
-            history = _train_one(args, name, run_out, tqdm.write)
+            history = _train_one(args, name, run_out, tqdm.write, several)
         except TrainingInterrupted as exc:
             print(f"fastgrad train: {exc}", file=sys.stderr)
-            if exc.checkpoint is not None:
-                again = (f"--out {out} --resume" if out else f"--resume {exc.checkpoint}")
-                if several:
-                    again += f" --optimizer {' '.join(names)}"
+            if exc.checkpoint is not None and several:
+                print("continue with the same command and --resume: the optimizers with a "
+                      f"checkpoint in {out}/NAME/ resume, the others start", file=sys.stderr)
+            elif exc.checkpoint is not None:
+                again = f"--out {out} --resume" if out else f"--resume {exc.checkpoint}"
                 print(f"continue with: fastgrad train {again}", file=sys.stderr)
             return 130
         except TrainingDiverged as exc:

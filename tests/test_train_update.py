@@ -18,6 +18,7 @@ from fastgrad import inputs, reference
 from fastgrad.methods import METHODS
 from fastgrad.network import TwoLayerNet
 from fastgrad.training import DEFAULTS
+from fastgrad.training.settings import CHAPTER4_LR
 
 N_TRAIN, N_IN = 120, 20
 
@@ -79,15 +80,16 @@ def test_each_step_is_params_minus_lr_grad_of_its_minibatch(method):
 
 
 def test_defaults_are_the_books():
-    assert {k: DEFAULTS[k] for k in ("iters", "batch_size", "lr", "hidden_size",
-                                     "weight_init_std")} == {
-        "iters": 10_000, "batch_size": 100, "lr": 0.1, "hidden_size": 50,
-        "weight_init_std": 0.01}
+    assert {k: DEFAULTS[k] for k in ("iters", "batch_size", "hidden_size_list",
+                                     "weight_init_std", "optimizer")} == {
+        "iters": 10_000, "batch_size": 100, "hidden_size_list": [50],
+        "weight_init_std": 0.01, "optimizer": "sgd"}
+    assert CHAPTER4_LR == 0.1  # SGD's rate when no optimizer is named (train_neuralnet.py)
     data = _data(1)
     hist = fastgrad.train(data, iters=1, method="backprop", threads=1)
     config = hist.config
-    assert (config["lr"], config["batch_size"], config["hidden_size"],
-            config["weight_init_std"], config["seed"]) == (0.1, 100, 50, 0.01, 0)
+    assert (config["lr"], config["batch_size"], config["hidden_size_list"],
+            config["weight_init_std"], config["seed"]) == (0.1, 100, [50], 0.01, 0)
     theta0 = _initial(0, 50, 0.01)
     theta1, _, _ = _step(theta0, _draws(0, 1, 100)[0], data, 0.1, "backprop")
     _assert_step(hist.params, theta1, theta0)

@@ -1,4 +1,4 @@
-"""fastgrad: fast, validated numerical gradients for the book's TwoLayerNet."""
+"""fastgrad: fast, validated numerical gradients for the book's fully connected networks."""
 
 from fastgrad import config as _config  # noqa: F401  (sets the threading layer first)
 from fastgrad.generic import numerical_gradient

@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="fastgrad",
-        description="Fast, validated numerical gradients for the 784-50-10 TwoLayerNet.",
+        description="Fast, validated numerical gradients for the book's fully connected networks "
+                    "(Deep Learning from Scratch, chapters 4-6).",
     )
     parser.add_argument("--version", action="version", version=f"fastgrad {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

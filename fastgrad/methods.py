@@ -19,8 +19,9 @@ import numpy as np
 from fastgrad import config, inputs, reference
 from fastgrad.arch import SIGMOID, make_arch
 from fastgrad.kernels.deep import deep_incremental_gradient
+from fastgrad.kernels.dense import DENSE_MIN_DENSITY
 from fastgrad.kernels.forward import dense_to_csr
-from fastgrad.kernels.full import deep_full_gradient, full_gradient
+from fastgrad.kernels.full import full_gradient
 from fastgrad.kernels.incremental import incremental_gradient
 
 
@@ -105,16 +106,52 @@ def _two_layer_sigmoid(params, arch):
     return len(params) == 4 and arch.activation == "sigmoid"
 
 
+#: First-layer kernels of the ``jit`` method (see :func:`jit_first_layer`).
+JIT_PATHS = ("dense", "sparse")
+_forced_jit_path = None
+
+
+@contextmanager
+def force_jit_path(path):
+    """Run the body with the ``jit`` method's first layer forced ``'dense'`` or ``'sparse'``.
+
+    For tests and benchmarks; ``None`` restores the choice by density.
+    """
+    global _forced_jit_path
+    if path is not None and path not in JIT_PATHS:
+        raise ValueError(f"path must be one of {JIT_PATHS} or None, got {path!r}")
+    previous = _forced_jit_path
+    _forced_jit_path = path
+    try:
+        yield
+    finally:
+        _forced_jit_path = previous
+
+
+def jit_first_layer(x):
+    """``(path, reason)``: the ``jit`` method's first-layer kernel for batch ``x``, and why.
+
+    Dense (register-blocked, every input) from :data:`DENSE_MIN_DENSITY` non-zero
+    inputs up, else sparse (CSR, zeros skipped); both give bitwise the same result.
+    """
+    density = np.count_nonzero(x) / max(x.size, 1)
+    if _forced_jit_path is not None:
+        return _forced_jit_path, (f"first layer {_forced_jit_path} (forced; density "
+                                  f"{density:.2f})")
+    if density >= DENSE_MIN_DENSITY:
+        return "dense", f"first layer dense (density {density:.2f} >= {DENSE_MIN_DENSITY})"
+    return "sparse", f"first layer sparse (density {density:.2f} < {DENSE_MIN_DENSITY})"
+
+
 def _jit(params, x, labels, h, threads, arch=SIGMOID):
     theta, sizes = _flatten(params)
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    path, _ = jit_first_layer(x)
     with numba_threads(threads):
         indptr, indices, values = dense_to_csr(x)
-        chunks = config.n_chunks(threads, theta.size)
-        if _two_layer_sigmoid(params, arch):
-            flat = full_gradient(theta, *sizes, indptr, indices, values, labels, h, chunks)
-        else:
-            flat = deep_full_gradient(theta, sizes, arch.code, indptr, indices, values, labels,
-                                      h, chunks)
+        flat = full_gradient(theta, sizes, arch.code, x, path == "dense", indptr, indices,
+                             values, np.ascontiguousarray(labels, dtype=np.int64), h,
+                             config.n_chunks(threads, theta.size))
     return _add_decay(_unflatten(flat, params), params, h, arch.weight_decay)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from fastgrad import compute_gradient, methods
-from fastgrad.kernels.dense import DENSE_MIN_DENSITY
+from fastgrad.kernels.layers import FIRST_COLUMNS, FIRST_DENSE, FIRST_SPARSE
 from fastgrad.methods import force_jit_path, jit_first_layer
 
 TOL = 1e-9
@@ -123,28 +123,58 @@ def test_bitwise_identical_for_any_thread_count_on_both_paths():
     assert out.stdout.strip() == "ok"
 
 
-@pytest.mark.parametrize(("offset", "path"), [(-0.05, "sparse"), (0.0, "dense"),
-                                              (0.05, "dense")])
-def test_density_switch(monkeypatch, offset, path):
-    """A batch with a density just below / at / above the threshold picks each kernel."""
-    n_in, size = 200, 10
-    lit = round((DENSE_MIN_DENSITY + offset) * n_in)
-    x = np.zeros((size, n_in))
-    x[:, :lit] = 1.5  # exactly lit / n_in of the entries non-zero
-    assert jit_first_layer(x)[0] == path
-    assert jit_first_layer(x)[1].startswith(f"first layer {path} (density ")
+def spread_batch(n_in, blocks, extra):
+    """Every column lit in every block of 4 rows (no column to skip): once, and twice in
+    the first ``extra`` columns; density ``(n_in + extra) / (4 n_in)``."""
+    x = np.zeros((4 * blocks, n_in))
+    for c in range(n_in):
+        for i in range(2 if c < extra else 1):
+            x[(c + i) % 4::4, c] = -1.5 if c % 3 else 2.5
+    return x
 
+
+def kernel_used(monkeypatch, x, path=None):
+    """The first-layer kernel code ``jit`` passes to the kernel for ``x``."""
     seen = []
     real = methods.full_gradient
 
-    def spy(theta, sizes, act, xx, dense_first, *rest):
-        seen.append(dense_first)
-        return real(theta, sizes, act, xx, dense_first, *rest)
+    def spy(theta, sizes, act, xx, first, *rest):
+        seen.append(first)
+        return real(theta, sizes, act, xx, first, *rest)
 
     monkeypatch.setattr(methods, "full_gradient", spy)
-    params = params_of([n_in, 5, 3], seed=0)
-    compute_gradient("jit", params, x, np.arange(size) % 3, threads=1)
-    assert seen == [path == "dense"]
+    params = params_of([x.shape[1], 5, 3], seed=0)
+    with force_jit_path(path):
+        compute_gradient("jit", params, x, np.arange(x.shape[0]) % 3, threads=1)
+    return seen[0]
+
+
+@pytest.mark.parametrize(("extra", "path"), [(88, "sparse"), (104, "dense"), (120, "dense")])
+def test_density_switch(monkeypatch, extra, path):
+    """Density 0.36 / 0.38 (exactly the threshold) / 0.40 picks each kernel."""
+    x = spread_batch(200, 3, extra)
+    assert np.count_nonzero(x) / x.size == (200 + extra) / 800
+    assert jit_first_layer(x)[0] == path
+    assert jit_first_layer(x)[1].startswith(f"first layer {path} (density ")
+    assert kernel_used(monkeypatch, x) == (FIRST_DENSE if path == "dense" else FIRST_SPARSE)
+
+
+@pytest.mark.parametrize(("lit", "code"), [(0.6, FIRST_COLUMNS), (0.95, FIRST_DENSE)])
+def test_dense_path_skips_columns_zero_in_whole_blocks(monkeypatch, lit, code):
+    x = np.zeros((10, 200))
+    x[:, :round(lit * 200)] = 0.5  # the other columns are zero in every block
+    assert jit_first_layer(x)[0] == "dense"
+    assert ("skipping columns" in jit_first_layer(x)[1]) == (code == FIRST_COLUMNS)
+    assert kernel_used(monkeypatch, x) == code
+
+
+def test_forced_dense_covers_both_dense_kernels(monkeypatch):
+    """The accuracy tests above run every first-layer kernel."""
+    _, sparse_x, *_ = case("two-layer-sigmoid", "sparse")
+    _, dense_x, *_ = case("two-layer-sigmoid", "dense")
+    assert kernel_used(monkeypatch, sparse_x, "dense") == FIRST_COLUMNS
+    assert kernel_used(monkeypatch, dense_x, "dense") == FIRST_DENSE
+    assert kernel_used(monkeypatch, dense_x, "sparse") == FIRST_SPARSE
 
 
 def test_force_jit_path_restores_and_validates():

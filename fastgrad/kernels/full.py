@@ -19,26 +19,28 @@ from fastgrad.kernels.layers import batch_loss, locate, offsets, pack_all, packe
 
 
 @njit(**JIT_OPTIONS)
-def _perturbed_loss(value, p, q, x, dense_first, indptr, indices, values, theta, packed, sizes,
-                    w_off, b_off, p_off, act, labels, scratch):
+def _perturbed_loss(value, p, q, x, first, csr, columns, theta, packed, sizes, w_off, b_off,
+                    p_off, act, labels, scratch):
     """Batch loss with ``theta[p]`` (and its packed copy ``packed[q]``, if ``q >= 0``) set."""
     theta[p] = value
     if q >= 0:
         packed[q] = value
-    return batch_loss(x, dense_first, indptr, indices, values, theta, packed, sizes, w_off,
-                      b_off, p_off, act, labels, scratch)
+    indptr, indices, values = csr
+    kptr, kidx = columns
+    return batch_loss(x, first, indptr, indices, values, kptr, kidx, theta, packed, sizes,
+                      w_off, b_off, p_off, act, labels, scratch)
 
 
 @njit(**PARALLEL_OPTIONS)
-def full_gradient(theta, sizes, act, x, dense_first, indptr, indices, values, labels, h,
-                  n_chunks):
+def full_gradient(theta, sizes, act, x, first, csr, columns, labels, h, n_chunks):
     """Cross-entropy gradient of a network of any depth w.r.t. the flat ``theta``.
 
     ``theta`` (``W1.ravel(), b1, W2.ravel(), b2, ...``) and ``sizes`` as in
     :mod:`fastgrad.kernels.layers`; ``act`` the activation code; ``x`` the
-    batch (C-contiguous float64) and ``(indptr, indices, values)`` its CSR;
-    ``dense_first`` picks the first layer's kernel. The parameters are split
-    into ``n_chunks`` contiguous chunks.
+    batch (C-contiguous float64), ``csr`` its ``(indptr, indices, values)``
+    and ``columns`` its ``(kptr, kidx)`` (:func:`dense.block_columns`);
+    ``first`` the first layer's kernel code (``layers.FIRST_*``). The
+    parameters are split into ``n_chunks`` contiguous chunks.
     """
     n_params = theta.size
     w_off, b_off = offsets(sizes)
@@ -55,12 +57,10 @@ def full_gradient(theta, sizes, act, x, dense_first, indptr, indices, values, la
         for p in range(c * n_params // n_chunks, (c + 1) * n_params // n_chunks):
             q = locate(sizes, w_off, b_off, p_off, p)
             original = theta[p]
-            f_plus = _perturbed_loss(original + h, p, q, x, dense_first, indptr, indices,
-                                     values, mine, packed, sizes, w_off, b_off, p_off, act,
-                                     labels, scratch)
-            f_minus = _perturbed_loss(original - h, p, q, x, dense_first, indptr, indices,
-                                      values, mine, packed, sizes, w_off, b_off, p_off, act,
-                                      labels, scratch)
+            f_plus = _perturbed_loss(original + h, p, q, x, first, csr, columns, mine, packed,
+                                     sizes, w_off, b_off, p_off, act, labels, scratch)
+            f_minus = _perturbed_loss(original - h, p, q, x, first, csr, columns, mine, packed,
+                                      sizes, w_off, b_off, p_off, act, labels, scratch)
             mine[p] = original
             if q >= 0:
                 packed[q] = original

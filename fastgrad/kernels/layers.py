@@ -20,6 +20,7 @@ from numba import njit
 
 from fastgrad.config import JIT_OPTIONS
 from fastgrad.kernels.dense import (
+    affine_columns,
     affine_packed,
     loss_from_logits,
     pack,
@@ -32,6 +33,11 @@ from fastgrad.kernels.dense import (
 
 #: Kernel codes of the hidden activations (the order of fastgrad.arch.ACTIVATIONS).
 SIGMOID, RELU = 0, 1
+
+#: Kernel codes of the first layer's path in :func:`batch_loss`: CSR
+#: (:func:`dense.sparse_affine`), dense (:func:`dense.affine_packed`), dense skipping
+#: the columns zero in a whole block of samples (:func:`dense.affine_columns`).
+FIRST_SPARSE, FIRST_DENSE, FIRST_COLUMNS = 0, 1, 2
 
 
 @njit(**JIT_OPTIONS)
@@ -119,15 +125,16 @@ def locate(sizes, w_off, b_off, p_off, p):
 
 
 @njit(**JIT_OPTIONS)
-def batch_loss(x, dense_first, indptr, indices, values, theta, packed, sizes, w_off, b_off,
-               p_off, act, labels, scratch):
+def batch_loss(x, first, indptr, indices, values, kptr, kidx, theta, packed, sizes, w_off,
+               b_off, p_off, act, labels, scratch):
     """Mean cross entropy of the batch (no weight decay), one whole layer at a time.
 
     ``theta`` gives the biases (and ``W1`` for the sparse first layer),
     ``packed`` the same weights packed (:func:`pack_all`); the first layer
-    reads ``x`` dense (:func:`dense.affine_packed`) if ``dense_first``, else
-    its CSR ``(indptr, indices, values)`` (:func:`dense.sparse_affine`): both
-    give bitwise the same activations. ``scratch`` holds ``batch * sum(sizes[1:])``
+    reads ``x`` by the kernel ``first`` codes (:data:`FIRST_SPARSE`: its CSR
+    ``(indptr, indices, values)``; :data:`FIRST_COLUMNS`: its block columns
+    ``(kptr, kidx)`` from :func:`dense.block_columns`): all three give bitwise
+    the same activations. ``scratch`` holds ``batch * sum(sizes[1:])``
     float64.
     """
     n_samples = labels.size
@@ -140,8 +147,10 @@ def batch_loss(x, dense_first, indptr, indices, values, theta, packed, sizes, w_
         pos += n_samples * n_out
         Wp = packed[p_off[layer]:p_off[layer] + packed_size(n_in, n_out)]
         b = bias(theta, sizes, b_off, layer)
-        if layer > 0 or dense_first:
+        if layer > 0 or first == FIRST_DENSE:
             affine_packed(z, Wp, b, out)
+        elif first == FIRST_COLUMNS:
+            affine_columns(z, kptr, kidx, Wp, b, out)
         else:
             sparse_affine(indptr, indices, values, weight(theta, sizes, w_off, 0), Wp, b, out)
         if layer < count - 1:

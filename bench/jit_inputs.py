@@ -1,0 +1,125 @@
+"""The ``jit`` method against the reference on the issue-12 inputs, in one command.
+
+Run ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/jit_inputs.py``
+(``--only mnist fashion standardised deep``, ``--threads N``, ``--sample N``).
+
+``mnist``, ``fashion``, ``standardised``: 784-50-10 sigmoid (seed 0, the book's
+0.01 init), the first 100 test images (bench/dense_inputs.py), the reference
+with BLAS unpinned as users run it, ``jit`` with BLAS at one thread: one timed
+call each (the kernels are compiled and loaded by a small call first), wall
+and process CPU seconds, the first-layer kernel ``jit`` picked and the max abs
+difference of the two gradients.
+
+``deep``: 784-[100]x4-10 ReLU (He init, seed 0) on 128 MNIST digits. The
+book's loop on all 109,810 parameters would take hours here, so it is timed on
+``--sample`` uniformly drawn parameters and scaled to all of them (labelled
+"scaled"); ``jit`` is timed in full and compared on the sampled entries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dense_inputs import batch_of  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from fastgrad import MultiLayerNet, TwoLayerNet, config, reference  # noqa: E402
+from fastgrad.methods import METHODS, jit_first_layer  # noqa: E402
+
+INPUTS = ("mnist", "fashion", "standardised", "deep")
+
+
+def timed(run):
+    """``(result, wall seconds, process CPU seconds)`` of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = run()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def jit_call(params, x, labels, threads, arch):
+    """Time ``jit`` (BLAS at one thread) after a warm-up on 4 samples (same kernel path)."""
+    func = METHODS["jit"].func
+    with threadpool_limits(limits=1, user_api="blas"):
+        func(params, x[:4], labels[:4], 1e-4, threads, arch)
+        return timed(lambda: func(params, x, labels, 1e-4, threads, arch))
+
+
+def max_diff(a, b):
+    return max(float(np.nanmax(np.abs(a[k] - b[k]))) for k in a)
+
+
+def shallow(name, threads):
+    x = batch_of(name, 100)
+    if x is None:
+        print(f"{name:<13} skipped: test images not found")
+        return
+    labels = np.asarray(_labels(name, 100))
+    net = TwoLayerNet(784, 50, 10, seed=0)
+    ref, ref_wall, ref_cpu = timed(
+        lambda: reference.net_numerical_gradient(net.params, x, labels, 1e-4))
+    got, wall, cpu = jit_call(net.params, x, labels, threads, net.arch)
+    print(f"{name:<13} {np.count_nonzero(x) / x.size:>7.0%}  {ref_wall:>8.1f} {ref_cpu:>8.1f}  "
+          f"{wall:>8.1f} {cpu:>8.1f}  {ref_wall / wall:>6.2f}x {ref_cpu / cpu:>6.2f}x  "
+          f"{max_diff(got, ref):.1e}  {jit_first_layer(x)[1]}", flush=True)
+
+
+def _labels(name, batch):
+    from fastgrad.workload import real_batch
+
+    dataset = "fashion" if name == "standardised" else name
+    return real_batch(batch, dataset)[1]
+
+
+def deep(threads, sample):
+    x = batch_of("mnist", 128)
+    if x is None:
+        print("deep          skipped: MNIST test images not found")
+        return
+    labels = np.asarray(_labels("mnist", 128))
+    net = MultiLayerNet(784, [100] * 4, 10, activation="relu", weight_init_std="relu", seed=0)
+    params = net.params
+    names = reference.param_names(params)
+    sizes = np.array([params[n].size for n in names])
+    total = int(sizes.sum())
+    flat = np.sort(np.random.default_rng(0).choice(total, size=sample, replace=False))
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    indices = {n: flat[(flat >= s) & (flat < s + z)] - s
+               for n, s, z in zip(names, starts, sizes, strict=True)}
+    ref, ref_wall, ref_cpu = timed(lambda: reference.net_numerical_gradient(
+        params, x, labels, 1e-4, "relu", indices=indices))
+    scale = total / sample
+    got, wall, cpu = jit_call(params, x, labels, threads, net.arch)
+    print(f"{'deep (scaled)':<13} {np.count_nonzero(x) / x.size:>7.0%}  "
+          f"{ref_wall * scale:>8.1f} {ref_cpu * scale:>8.1f}  {wall:>8.1f} {cpu:>8.1f}  "
+          f"{ref_wall * scale / wall:>6.2f}x {ref_cpu * scale / cpu:>6.2f}x  "
+          f"{max_diff(got, ref):.1e}  {jit_first_layer(x)[1]}; reference timed on {sample} "
+          f"of {total:,} parameters ({ref_wall:.1f} s wall) and scaled x{scale:.0f}", flush=True)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", nargs="+", choices=INPUTS, default=list(INPUTS))
+    p.add_argument("--threads", type=int, default=config.default_threads())
+    p.add_argument("--sample", type=int, default=300,
+                   help="parameters the deep reference is timed on (default 300)")
+    args = p.parse_args(argv)
+    print(f"threads {args.threads}, layer {config.threading_layer()}, load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; one run each, seconds")
+    print(f"{'input':<13} {'lit':>7}  {'ref wall':>8} {'ref cpu':>8}  {'jit wall':>8} "
+          f"{'jit cpu':>8}  {'wall':>7} {'cpu':>7}  max|diff|  jit first layer")
+    for name in args.only:
+        if name == "deep":
+            deep(args.threads, args.sample)
+        else:
+            shallow(name, args.threads)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,7 +1,7 @@
 """The ``jit`` method against the reference on the issue-12 inputs, in one command.
 
 Run ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/jit_inputs.py``
-(``--only mnist fashion standardised deep``, ``--threads N``, ``--sample N``).
+(``--only kernels mnist fashion standardised deep``, ``--threads N``, ``--sample N``).
 
 ``mnist``, ``fashion``, ``standardised``: 784-50-10 sigmoid (seed 0, the book's
 0.01 init), the first 100 test images (bench/dense_inputs.py), the reference
@@ -9,6 +9,11 @@ with BLAS unpinned as users run it, ``jit`` with BLAS at one thread: one timed
 call each (the kernels are compiled and loaded by a small call first), wall
 and process CPU seconds, the first-layer kernel ``jit`` picked and the max abs
 difference of the two gradients.
+
+``kernels``: the three first-layer kernels of ``jit`` (784-50, batch 100) on
+each input, one thread, best of interleaved rounds of CPU time
+(bench/dense_report.py): dense, dense skipping the columns zero in a whole
+block of 4 samples, and CSR.
 
 ``deep``: 784-[100]x4-10 ReLU (He init, seed 0) on 128 MNIST digits. The
 book's loop on all 109,810 parameters would take hours here, so it is timed on
@@ -33,7 +38,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 from fastgrad import MultiLayerNet, TwoLayerNet, config, reference  # noqa: E402
 from fastgrad.methods import METHODS, jit_first_layer  # noqa: E402
 
-INPUTS = ("mnist", "fashion", "standardised", "deep")
+INPUTS = ("kernels", "mnist", "fashion", "standardised", "deep")
 
 
 def timed(run):
@@ -103,6 +108,30 @@ def deep(threads, sample):
           f"of {total:,} parameters ({ref_wall:.1f} s wall) and scaled x{scale:.0f}", flush=True)
 
 
+def kernels():
+    from dense_inputs import layer
+    from dense_report import best_times
+
+    from fastgrad.kernels import dense
+    from fastgrad.kernels.forward import dense_to_csr
+
+    W, Wp, b = layer(784, 50)
+    out = np.empty((100, 50))
+    for name in ("mnist", "fashion", "standardised"):
+        x = batch_of(name, 100)
+        if x is None:
+            continue
+        csr = dense_to_csr(x)
+        kptr, kidx = dense.block_columns(x)
+        runs = [lambda x=x: dense.affine_packed(x, Wp, b, out),
+                lambda x=x, kp=kptr, ki=kidx: dense.affine_columns(x, kp, ki, Wp, b, out),
+                lambda c=csr: dense.sparse_affine(*c, W, Wp, b, out)]
+        times = best_times(runs, 5)
+        print(f"kernels {name:<13} lit {np.count_nonzero(x) / x.size:.0%}, columns visited "
+              f"{kidx.size / ((kptr.size - 1) * 784):.0%}: dense {times[0] * 1e6:.0f} us, "
+              f"columns {times[1] * 1e6:.0f} us, sparse {times[2] * 1e6:.0f} us", flush=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", nargs="+", choices=INPUTS, default=list(INPUTS))
@@ -112,9 +141,13 @@ def main(argv=None):
     args = p.parse_args(argv)
     print(f"threads {args.threads}, layer {config.threading_layer()}, load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; one run each, seconds")
+    if "kernels" in args.only:
+        kernels()
     print(f"{'input':<13} {'lit':>7}  {'ref wall':>8} {'ref cpu':>8}  {'jit wall':>8} "
           f"{'jit cpu':>8}  {'wall':>7} {'cpu':>7}  max|diff|  jit first layer")
     for name in args.only:
+        if name == "kernels":
+            continue
         if name == "deep":
             deep(args.threads, args.sample)
         else:

@@ -53,7 +53,7 @@ DENSE_MIN_DENSITY = 0.38
 #: zero in a whole block of 4 samples left out) below which skipping them pays: per
 #: visited column it runs 7-35% slower than :func:`affine_packed` (an index load, gaps
 #: in the weight stream). Measured (one thread, CPU time, AVX2 EPYC, 2026-11-30,
-#: 784-50, batch 100; bench/jit_inputs.py --only columns): Fashion-MNIST (77% visited)
+#: 784-50, batch 100; bench/jit_inputs.py --only kernels): Fashion-MNIST (77% visited)
 #: 191 us against 217 us dense; MNIST (38%) 112 us; standardised (100%) 235 us against
 #: 218 us.
 DENSE_COLUMNS_MAX_VISITED = 0.9

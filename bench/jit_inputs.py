@@ -60,15 +60,23 @@ def max_diff(a, b):
     return max(float(np.nanmax(np.abs(a[k] - b[k]))) for k in a)
 
 
-def shallow(name, threads):
+def reference_call(run, blas):
+    """Time the reference with BLAS at ``blas`` threads (None: unpinned, as users run it)."""
+    if blas is None:
+        return timed(run)
+    with threadpool_limits(limits=blas, user_api="blas"):
+        return timed(run)
+
+
+def shallow(name, threads, blas):
     x = batch_of(name, 100)
     if x is None:
         print(f"{name:<13} skipped: test images not found")
         return
     labels = np.asarray(_labels(name, 100))
     net = TwoLayerNet(784, 50, 10, seed=0)
-    ref, ref_wall, ref_cpu = timed(
-        lambda: reference.net_numerical_gradient(net.params, x, labels, 1e-4))
+    ref, ref_wall, ref_cpu = reference_call(
+        lambda: reference.net_numerical_gradient(net.params, x, labels, 1e-4), blas)
     got, wall, cpu = jit_call(net.params, x, labels, threads, net.arch)
     print(f"{name:<13} {np.count_nonzero(x) / x.size:>7.0%}  {ref_wall:>8.1f} {ref_cpu:>8.1f}  "
           f"{wall:>8.1f} {cpu:>8.1f}  {ref_wall / wall:>6.2f}x {ref_cpu / cpu:>6.2f}x  "
@@ -82,7 +90,7 @@ def _labels(name, batch):
     return real_batch(batch, dataset)[1]
 
 
-def deep(threads, sample):
+def deep(threads, sample, blas):
     x = batch_of("mnist", 128)
     if x is None:
         print("deep          skipped: MNIST test images not found")
@@ -97,8 +105,8 @@ def deep(threads, sample):
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     indices = {n: flat[(flat >= s) & (flat < s + z)] - s
                for n, s, z in zip(names, starts, sizes, strict=True)}
-    ref, ref_wall, ref_cpu = timed(lambda: reference.net_numerical_gradient(
-        params, x, labels, 1e-4, "relu", indices=indices))
+    ref, ref_wall, ref_cpu = reference_call(lambda: reference.net_numerical_gradient(
+        params, x, labels, 1e-4, "relu", indices=indices), blas)
     scale = total / sample
     got, wall, cpu = jit_call(params, x, labels, threads, net.arch)
     print(f"{'deep (scaled)':<13} {np.count_nonzero(x) / x.size:>7.0%}  "
@@ -138,9 +146,13 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=config.default_threads())
     p.add_argument("--sample", type=int, default=300,
                    help="parameters the deep reference is timed on (default 300)")
+    p.add_argument("--ref-blas", type=int, default=None, metavar="N",
+                   help="BLAS threads of the reference (default: unpinned, as users run it; "
+                        "1 on a busy machine, where spinning BLAS threads distort it)")
     args = p.parse_args(argv)
     print(f"threads {args.threads}, layer {config.threading_layer()}, load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; one run each, seconds")
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; reference BLAS threads "
+          f"{'unpinned' if args.ref_blas is None else args.ref_blas}; one run each, seconds")
     if "kernels" in args.only:
         kernels()
     print(f"{'input':<13} {'lit':>7}  {'ref wall':>8} {'ref cpu':>8}  {'jit wall':>8} "
@@ -149,9 +161,9 @@ def main(argv=None):
         if name == "kernels":
             continue
         if name == "deep":
-            deep(args.threads, args.sample)
+            deep(args.threads, args.sample, args.ref_blas)
         else:
-            shallow(name, args.threads)
+            shallow(name, args.threads, args.ref_blas)
 
 
 if __name__ == "__main__":

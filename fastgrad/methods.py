@@ -20,9 +20,11 @@ import numpy as np
 from fastgrad import config, inputs, reference
 from fastgrad.arch import SIGMOID, make_arch
 from fastgrad.kernels.deep import deep_finish, deep_prepare, deep_sweep
+from fastgrad.kernels.dense import DENSE_COLUMNS_MAX_VISITED, DENSE_MIN_DENSITY, block_columns
 from fastgrad.kernels.forward import dense_to_csr
-from fastgrad.kernels.full import deep_full_gradient, full_gradient
+from fastgrad.kernels.full import full_gradient
 from fastgrad.kernels.incremental import cached_activations, finish, hidden_sweep
+from fastgrad.kernels.layers import FIRST_COLUMNS, FIRST_DENSE, FIRST_SPARSE
 from fastgrad.phases import no_timer
 
 
@@ -118,19 +120,76 @@ def _two_layer_sigmoid(params, arch):
     return len(params) == 4 and arch.activation == "sigmoid"
 
 
+#: First-layer kernels of the ``jit`` method (see :func:`jit_first_layer`).
+JIT_PATHS = ("dense", "sparse")
+_forced_jit_path = None
+
+
+@contextmanager
+def force_jit_path(path):
+    """Run the body with the ``jit`` method's first layer forced ``'dense'`` or ``'sparse'``.
+
+    For tests and benchmarks; ``None`` restores the choice by density.
+    """
+    global _forced_jit_path
+    if path is not None and path not in JIT_PATHS:
+        raise ValueError(f"path must be one of {JIT_PATHS} or None, got {path!r}")
+    previous = _forced_jit_path
+    _forced_jit_path = path
+    try:
+        yield
+    finally:
+        _forced_jit_path = previous
+
+
+def jit_first_layer(x):
+    """``(path, reason)``: the ``jit`` method's first-layer kernel for batch ``x``, and why.
+
+    Dense (register-blocked) from :data:`DENSE_MIN_DENSITY` non-zero inputs up,
+    else sparse (CSR, zeros skipped). The dense kernel also skips the columns
+    zero in a whole block of 4 samples when that leaves out more than
+    ``1 - DENSE_COLUMNS_MAX_VISITED`` of them. All give bitwise the same result.
+    """
+    return _first_layer_plan(x)[:2]
+
+
+def _first_layer_plan(x):
+    """``(path, reason, code, columns)`` (``columns`` None unless the code uses them)."""
+    density = np.count_nonzero(x) / max(x.size, 1)
+    if _forced_jit_path is not None:
+        path = _forced_jit_path
+        reason = f"first layer {path} (forced; density {density:.2f})"
+    elif density >= DENSE_MIN_DENSITY:
+        path = "dense"
+        reason = f"first layer dense (density {density:.2f} >= {DENSE_MIN_DENSITY})"
+    else:
+        path = "sparse"
+        reason = f"first layer sparse (density {density:.2f} < {DENSE_MIN_DENSITY})"
+    if path == "sparse":
+        return path, reason, FIRST_SPARSE, None
+    kptr, kidx = block_columns(x)
+    visited = kidx.size / max((kptr.size - 1) * x.shape[1], 1)
+    if visited < DENSE_COLUMNS_MAX_VISITED:
+        return path, (f"{reason}, skipping columns zero in a whole block of 4 samples "
+                      f"({visited:.0%} visited)"), FIRST_COLUMNS, (kptr, kidx)
+    return path, reason, FIRST_DENSE, None
+
+
 def _jit(params, x, labels, h, threads, arch=SIGMOID, timer=no_timer):
-    with timer("flatten", "serial"):
+    with timer("flatten and plan", "serial"):
         theta, sizes = _flatten(params)
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        _, _, code, columns = _first_layer_plan(x)
+        if columns is None:
+            columns = (np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
     with numba_threads(threads):
         with timer("csr", "parallel", x.shape[0]):
-            indptr, indices, values = dense_to_csr(x)
+            csr = dense_to_csr(x)
         chunks = config.n_chunks(threads, theta.size)
         with timer("perturbed forward passes", "parallel", chunks):
-            if _two_layer_sigmoid(params, arch):
-                flat = full_gradient(theta, *sizes, indptr, indices, values, labels, h, chunks)
-            else:
-                flat = deep_full_gradient(theta, sizes, arch.code, indptr, indices, values,
-                                          labels, h, chunks)
+            flat = full_gradient(theta, sizes, arch.code, x, code, csr, columns, labels, h,
+                                 chunks)
     with timer("unflatten", "serial"):
         return _add_decay(_unflatten(flat, params), params, h, arch.weight_decay)
 

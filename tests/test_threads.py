@@ -39,7 +39,6 @@ def seen(monkeypatch):
         return np.zeros(flat.size)
 
     monkeypatch.setattr(methods, "full_gradient", full)
-    monkeypatch.setattr(methods, "deep_full_gradient", full)
     monkeypatch.setattr(methods, "_deep_incremental", incremental)
     monkeypatch.setattr(methods, "_two_layer_incremental", incremental)
     monkeypatch.setattr(generic, "generic_gradient", generic_kernel)

@@ -6,7 +6,7 @@ import time
 
 from fastgrad import config
 from fastgrad.compare import REL_FLOOR
-from fastgrad.methods import METHODS
+from fastgrad.methods import METHODS, jit_first_layer
 from fastgrad.validate import BACKPROP_TOL, DEFAULT_TOL, validate
 from fastgrad.workload import describe, standard_workload
 
@@ -71,6 +71,8 @@ def register(subparsers):
     p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion"])
     p.add_argument("--data-dir", default=None, help="folder with the test files")
     p.add_argument("--synthetic", action="store_true", help="use synthetic data")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also say which kernels the methods picked for this batch, and why")
     p.set_defaults(func=run)
 
 
@@ -82,6 +84,8 @@ def run(args) -> int:
     n_params = sum(v.size for v in net.params.values())
     print(f"network {describe(net)} (seed {args.seed}, {n_params:,} parameters), "
           f"batch {args.batch}: {work.source}")
+    if args.verbose and "jit" in (args.methods or ["jit"]):
+        print(f"jit: {jit_first_layer(work.x)[1]}")
     print(f"threads {args.threads or config.default_threads()}, h = {args.h:g}; "
           f"computing the reference (the book's loop; slow) ...", flush=True)
     start = time.perf_counter()

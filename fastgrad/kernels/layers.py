@@ -3,9 +3,12 @@
 The parameters travel as one flat vector ``theta`` (``W1.ravel(), b1, W2.ravel(),
 b2, ...``) with the layer widths ``sizes = [n0, n1, ..., n{L+1}]``; views into
 it are cheap, so a kernel can perturb its own copy of ``theta`` and run the
-same forward pass on it. The first layer reads the inputs in compressed sparse
-rows (a zero pixel only ever adds ``0 * w``); hidden layers skip exact zeros of
-their input for the same reason (ReLU outputs are about half zeros).
+same forward pass on it.
+
+:func:`batch_loss` (the ``jit`` method) runs the whole batch one layer at a
+time through the register-blocked kernels of :mod:`fastgrad.kernels.dense`,
+the first layer dense or over the inputs' CSR. :func:`dense_affine` (one
+sample, exact zeros of its input skipped) serves the incremental kernels.
 """
 
 from __future__ import annotations
@@ -16,10 +19,25 @@ import numpy as np
 from numba import njit
 
 from fastgrad.config import JIT_OPTIONS
-from fastgrad.kernels.forward import sample_hidden, sample_log_prob
+from fastgrad.kernels.dense import (
+    affine_columns,
+    affine_packed,
+    loss_from_logits,
+    pack,
+    packed_index,
+    packed_size,
+    relu_,
+    sigmoid_,
+    sparse_affine,
+)
 
 #: Kernel codes of the hidden activations (the order of fastgrad.arch.ACTIVATIONS).
 SIGMOID, RELU = 0, 1
+
+#: Kernel codes of the first layer's path in :func:`batch_loss`: CSR
+#: (:func:`dense.sparse_affine`), dense (:func:`dense.affine_packed`), dense skipping
+#: the columns zero in a whole block of samples (:func:`dense.affine_columns`).
+FIRST_SPARSE, FIRST_DENSE, FIRST_COLUMNS = 0, 1, 2
 
 
 @njit(**JIT_OPTIONS)
@@ -73,33 +91,72 @@ def dense_affine(z, W, b, out):
 
 
 @njit(**JIT_OPTIONS)
-def sample_forward(theta, sizes, w_off, b_off, act, indptr, indices, values, n, pre, post):
-    """Forward pass of sample ``n``: pre-activations and activations of every layer.
-
-    ``pre`` and ``post`` are ``(L+1, max width)`` scratch rows; row ``l`` holds
-    layer ``l+1`` (``post`` of the last layer is unused). Returns the logits'
-    row index ``L``.
-    """
+def packed_offsets(sizes):
+    """Start of each layer's packed weights (:func:`dense.pack`) in one flat array, and its size."""
     count = sizes.size - 1
-    sample_hidden(weight(theta, sizes, w_off, 0), bias(theta, sizes, b_off, 0),
-                  indptr, indices, values, n, pre[0, :sizes[1]])
-    for layer in range(1, count):
-        width = sizes[layer]
-        for j in range(width):
-            post[layer - 1, j] = activate(pre[layer - 1, j], act)
-        dense_affine(post[layer - 1, :width], weight(theta, sizes, w_off, layer),
-                     bias(theta, sizes, b_off, layer), pre[layer, :sizes[layer + 1]])
-    return count - 1
+    p_off = np.empty(count, dtype=np.int64)
+    pos = 0
+    for layer in range(count):
+        p_off[layer] = pos
+        pos += packed_size(sizes[layer], sizes[layer + 1])
+    return p_off, pos
 
 
 @njit(**JIT_OPTIONS)
-def batch_loss(theta, sizes, w_off, b_off, act, indptr, indices, values, labels, pre, post):
-    """Mean cross entropy of the batch (no weight decay); ``pre``/``post`` are scratch."""
+def pack_all(theta, sizes, w_off, p_off, packed):
+    """Fill ``packed`` with every weight matrix of ``theta`` in packed form."""
+    for layer in range(sizes.size - 1):
+        n_in, n_out = sizes[layer], sizes[layer + 1]
+        pack(weight(theta, sizes, w_off, layer),
+             packed[p_off[layer]:p_off[layer] + packed_size(n_in, n_out)])
+
+
+@njit(**JIT_OPTIONS)
+def locate(sizes, w_off, b_off, p_off, p):
+    """Where parameter ``p`` of ``theta`` sits in the packed weights, or -1 for a bias."""
+    for layer in range(sizes.size - 1):
+        if p < b_off[layer]:
+            n_in, n_out = sizes[layer], sizes[layer + 1]
+            q = p - w_off[layer]
+            return p_off[layer] + packed_index(n_in, n_out, q // n_out, q % n_out)
+        if p < b_off[layer] + sizes[layer + 1]:
+            return -1
+    return -1
+
+
+@njit(**JIT_OPTIONS)
+def batch_loss(x, first, indptr, indices, values, kptr, kidx, theta, packed, sizes, w_off,
+               b_off, p_off, act, labels, scratch):
+    """Mean cross entropy of the batch (no weight decay), one whole layer at a time.
+
+    ``theta`` gives the biases (and ``W1`` for the sparse first layer),
+    ``packed`` the same weights packed (:func:`pack_all`); the first layer
+    reads ``x`` by the kernel ``first`` codes (:data:`FIRST_SPARSE`: its CSR
+    ``(indptr, indices, values)``; :data:`FIRST_COLUMNS`: its block columns
+    ``(kptr, kidx)`` from :func:`dense.block_columns`): all three give bitwise
+    the same activations. ``scratch`` holds ``batch * sum(sizes[1:])``
+    float64.
+    """
     n_samples = labels.size
-    out = sizes[sizes.size - 1]
-    total = 0.0
-    for n in range(n_samples):
-        top = sample_forward(theta, sizes, w_off, b_off, act, indptr, indices, values, n,
-                             pre, post)
-        total += sample_log_prob(pre[top, :out], labels[n])
-    return -total / n_samples
+    count = sizes.size - 1
+    z = x
+    pos = 0
+    for layer in range(count):
+        n_in, n_out = sizes[layer], sizes[layer + 1]
+        out = scratch[pos:pos + n_samples * n_out].reshape((n_samples, n_out))
+        pos += n_samples * n_out
+        Wp = packed[p_off[layer]:p_off[layer] + packed_size(n_in, n_out)]
+        b = bias(theta, sizes, b_off, layer)
+        if layer > 0 or first == FIRST_DENSE:
+            affine_packed(z, Wp, b, out)
+        elif first == FIRST_COLUMNS:
+            affine_columns(z, kptr, kidx, Wp, b, out)
+        else:
+            sparse_affine(indptr, indices, values, weight(theta, sizes, w_off, 0), Wp, b, out)
+        if layer < count - 1:
+            if act == SIGMOID:
+                sigmoid_(out)
+            else:
+                relu_(out)
+        z = out
+    return loss_from_logits(z, labels)

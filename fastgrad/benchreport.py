@@ -236,8 +236,8 @@ def _time_all(report, names, counts, workload, ref, checked, quick, repeats, bla
             f"reference ({benchmark.SAMPLED_LABEL}): the book's loop ran on {ref.entries:,} "
             f"seeded entries ({ref.sample} per tensor) and each round is scaled by "
             f"{ref.n_params:,} / {ref.entries:,} (every entry costs the same two forward "
-            "passes); the full loop would take minutes. Other methods are validated on "
-            "those entries")
+            "passes; --sample all runs the full loop, which takes minutes on big nets). "
+            "Other methods are validated on those entries")
     report["notes"].append(
         "timings call each registry function on pre-validated inputs; every value is "
         "measured" + (", none extrapolated" if not ref.sampled else

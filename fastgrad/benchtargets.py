@@ -31,7 +31,9 @@ SCHEMA = "fastgrad-bench-targets/1"
 DEEP = (100, 100, 100, 100)
 DEEP_BATCH = 128
 #: Default batch of the jit row (see the module docstring).
-JIT_BATCH = 8
+JIT_BATCH = 2
+#: Today's workload (hidden width, batch) of the baseline row.
+TODAY = (50, 100)
 #: Where saved ``fastgrad bench --json`` baselines live in a checkout.
 RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
 #: (rounds, seconds budget per method) when timing.
@@ -229,10 +231,11 @@ def run_targets(threads=None, *, jit_batch=None, baseline=None, quick=False, rep
                                     weight_init="relu", **load)
     parts["relu_jit"] = measure(small, ["jit"], threads, **kw)
     _warm("sigmoid", 1, say)
-    today = benchmark.load_workload(50, 100, **load)
+    today = benchmark.load_workload(TODAY[0], TODAY[1], **load)
     parts["today"] = measure(today, ["backprop", "incremental"], 1, **kw)
 
-    deep = f"784-[100]x4-10 ReLU (He), batch {DEEP_BATCH}"
+    net = f"784-[{DEEP[0]}]x{len(DEEP)}-10"
+    deep = f"{net} ReLU (He), batch {DEEP_BATCH}"
     jit_note = ("" if jit_batch == DEEP_BATCH else
                 f"measured at batch {jit_batch}, not {DEEP_BATCH}: a full jit gradient of this "
                 f"net at {DEEP_BATCH} takes minutes (--jit-batch {DEEP_BATCH} measures it); both "
@@ -243,10 +246,10 @@ def run_targets(threads=None, *, jit_batch=None, baseline=None, quick=False, rep
                    parts["relu"], "reference", "incremental", 3000, 10000, True),
         _ratio_row(f"{deep}: incremental vs backprop (cost, lower is better)", parts["relu"],
                    "incremental", "backprop", 100, 20, False),
-        _ratio_row(f"784-[100]x4-10 sigmoid (Xavier), batch {DEEP_BATCH}: incremental vs the "
+        _ratio_row(f"{net} sigmoid (Xavier), batch {DEEP_BATCH}: incremental vs the "
                    f"book's loop ({benchmark.SAMPLED_LABEL})", parts["sigmoid"], "reference",
                    "incremental", 20, 200, True),
-        _ratio_row(f"784-[100]x4-10 ReLU, batch {jit_batch}: jit vs the book's loop "
+        _ratio_row(f"{net} ReLU, batch {jit_batch}: jit vs the book's loop "
                    f"({benchmark.SAMPLED_LABEL})", parts["relu_jit"], "reference", "jit", 1.5,
                    3, True, jit_note),
         _baseline_row(parts["today"], baseline),

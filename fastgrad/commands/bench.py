@@ -48,7 +48,7 @@ def register(subparsers):
                         "the saved baseline), each marked must/stretch; ignores the network "
                         "and method flags")
     p.add_argument("--jit-batch", type=int, default=None, metavar="N",
-                   help="with --targets: batch of the jit row (default 8: a full jit gradient "
+                   help="with --targets: batch of the jit row (default 2: a full jit gradient "
                         "of the deep net at batch 128 takes minutes; 128 measures it as is)")
     p.add_argument("--baseline", metavar="BASELINE.json",
                    help="with --targets: the saved 784-50-10 report of the 'no slower than "

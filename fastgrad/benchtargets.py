@@ -296,7 +296,7 @@ def format_targets(report):
     out += [f"  note ({r['workload'].split(':')[0]}): {r['note']}"
             for r in report["rows"] if r.get("note")]
     out += ["", "measured (median per gradient):"]
-    for key, p in report["parts"].items():
+    for p in report["parts"].values():
         w, ref = p["workload"], p["reference"]
         cells = [f"{m} {_fmt_s(t['median_s'])}" + (f" ({benchmark.SAMPLED_LABEL} from "
                                                       f"{ref['entries']:,} entries)"

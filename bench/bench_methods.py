@@ -19,7 +19,7 @@ def _call(method, w, threads=None):
     threads = threads or config.default_threads()
 
     def run():
-        return entry.func(w.params, w.x, w.labels, w.h, threads)
+        return entry.func(w.params, w.x, w.labels, w.h, threads, w.arch)
 
     return run
 
@@ -29,6 +29,7 @@ def _measure(benchmark, method, w, threads=None, rounds=None):
     one for Numba methods, the BLAS's own choice for NumPy ones."""
     compiled = METHODS[method].compiled
     benchmark.extra_info.update(method=method, layers=list(w.layers), batch=w.batch,
+                                activation=w.arch.activation, data=w.data,
                                 threads=threads if compiled else None)
     with fb.blas_limits(1 if compiled else None) as blas:
         benchmark.extra_info["blas_threads"] = blas

@@ -45,7 +45,8 @@ def peer(workload, benchmark):
 def test_fastgrad(benchmark, method, peer, references, warm_kernels):
     w, entry = peer, METHODS[method]
     with fb.blas_limits(1):
-        grad = benchmark(entry.func, w.params, w.x, w.labels, w.h, config.default_threads())
+        grad = benchmark(entry.func, w.params, w.x, w.labels, w.h, config.default_threads(),
+                         w.arch)
     references.check(method, grad, w, benchmark)
 
 

@@ -165,9 +165,12 @@ def _baseline_row(part, baseline_path):
         row["met"] = "must" if r["ratio"] <= 1.0 else "must (within noise)"
     else:
         row["met"] = "MISSED"
-    row["note"] = (f"ratio {r['ratio']:.2f}x, interval {r['low']:.2f}-{r['high']:.2f} from "
-                   "the rounds' spread; must: no slower (<= 1), stretch: faster (interval "
-                   "below 1)")
+    row["note"] = "; ".join([
+        f"ratio {r['ratio']:.2f}x, interval {r['low']:.2f}-{r['high']:.2f} from the rounds' "
+        "spread; must: no slower (<= 1), stretch: faster (interval below 1)",
+        *(f"different {what} (baseline {old}, now {new})"
+          for what, old, new in comparison["machine"]),
+        *comparison["notes"]])
     return row
 
 

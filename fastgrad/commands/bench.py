@@ -45,8 +45,8 @@ def register(subparsers):
     p.add_argument("--targets", action="store_true",
                    help="measure the rows of the MultiLayerNet targets table instead (issue "
                         "8: 784-[100]x4-10 ReLU/sigmoid at batch 128, jit, 784-50-10 against "
-                        "the saved baseline), each marked must/stretch; ignores the network "
-                        "and method flags")
+                        "the saved baseline) on MNIST, each marked must/stretch; ignores "
+                        "the network, --data and method flags")
     p.add_argument("--jit-batch", type=int, default=None, metavar="N",
                    help="with --targets: batch of the jit row (default 2: a full jit gradient "
                         "of the deep net at batch 128 takes minutes; 128 measures it as is)")
@@ -77,8 +77,8 @@ def register(subparsers):
     p.add_argument("--json", metavar="PATH", help="save the report as JSON")
     p.add_argument("--plot", metavar="PNG", help="save a PNG of methods and thread scaling")
     p.add_argument("--compare", metavar="BASELINE.json",
-                   help="compare with a saved --json report of the same workload (size "
-                        "and real or synthetic data). By default each time is taken relative "
+                   help="compare with a saved --json report of the same workload (net, "
+                        "size and data). By default each time is taken relative "
                         "to the anchors of its own run (reference and backprop) and thread "
                         "efficiency relative to the machine ceiling, which a different or "
                         "busier machine largely cancels; a ratio worse by >25%% whose "

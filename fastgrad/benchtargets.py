@@ -143,7 +143,8 @@ def _baseline_row(part, baseline_path):
         row["note"] = "no baseline: pass --baseline BASELINE.json"
         return row
     baseline = load_json(baseline_path)
-    report = {"workload": part["workload"], "timings": [
+    report = {"workload": part["workload"], "environment": part.get("environment"),
+              "timings": [
         {**r, "threads": r["threads"] if r["method"] in ("jit", "incremental") else None}
         for r in part["timings"].values()]}
     try:
@@ -236,6 +237,7 @@ def run_targets(threads=None, *, jit_batch=None, baseline=None, quick=False, rep
     _warm("sigmoid", 1, say)
     today = benchmark.load_workload(TODAY[0], TODAY[1], **load)
     parts["today"] = measure(today, ["backprop", "incremental"], 1, **kw)
+    parts["today"]["environment"] = benchmark.environment()
 
     net = f"784-[{DEEP[0]}]x{len(DEEP)}-10"
     deep = f"{net} ReLU (He), batch {DEEP_BATCH}"
@@ -260,7 +262,8 @@ def run_targets(threads=None, *, jit_batch=None, baseline=None, quick=False, rep
     ok = all(v["ok"] for p in parts.values() for v in p["validation"])
     return {"schema": SCHEMA, "fastgrad": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "threads": threads, "layer": config.threading_layer(), "rows": rows,
+            "threads": threads, "blas_threads": blas_threads,
+            "layer": config.threading_layer(), "rows": rows,
             "not_measured_here": list(TRAIN_ROWS), "parts": parts,
             "phases": {**prof.as_dict(), "workload": relu.label(),
                        "projection_label": PROJECTION_LABEL},
@@ -271,8 +274,11 @@ def run_targets(threads=None, *, jit_batch=None, baseline=None, quick=False, rep
 def format_targets(report):
     """The targets report as text: one row per target with must/stretch marked."""
     env = report["environment"]
+    blas = report.get("blas_threads")
     out = [f"fastgrad bench --targets: {report['threads']} Numba thread"
-           f"{'s' * (report['threads'] != 1)} (layer {report['layer']}), h = 1e-4, float64",
+           f"{'s' * (report['threads'] != 1)} (layer {report['layer']}), NumPy methods with "
+           f"{blas if blas else 'the BLAS default'} BLAS thread{'s' * (blas != 1)}, h = 1e-4, "
+           "float64",
            f"CPU: {env['cpu']} ({env['usable_cpus']} usable cores); load average "
            + (", ".join(f"{x:.2f}" for x in env["load_average"]) if env["load_average"] else "-")]
     datas = dict.fromkeys(f"{p['workload']['data']}: {p['workload']['description']}"

@@ -63,10 +63,11 @@ def register(subparsers):
                    help="validate every method at every thread count, time nothing")
     p.add_argument("--no-compile", dest="compile_time", action="store_false",
                    help="skip the cold/warm start-up measurement (subprocesses)")
-    p.add_argument("--blas-threads", type=_blas_arg, default=None, metavar="N|auto",
+    p.add_argument("--blas-threads", type=_blas_arg, default=_DEFAULT, metavar="N|auto",
                    help="BLAS threads of the NumPy methods (default: auto, the BLAS's own "
                         "choice, as a user runs the reference; on a busy machine 1 is steadier "
-                        "but slower); Numba methods always run with 1")
+                        "but slower; --targets defaults to 1); Numba methods always run "
+                        "with 1")
     p.add_argument("--data-dir", metavar="DIR",
                    help="folder with t10k-images/labels-idx*-ubyte.gz (default: the "
                         "fastgrad download cache, then $FASTGRAD_SHARED_DATA or, when that is "
@@ -88,6 +89,10 @@ def register(subparsers):
                         "baseline's machine only; a different CPU, core count, BLAS or Numba "
                         "is shown as a WARNING)")
     p.set_defaults(func=run)
+
+
+#: --blas-threads not given (auto, except 1 for --targets).
+_DEFAULT = object()  # not a string: argparse leaves it unconverted
 
 
 def _blas_arg(text):
@@ -131,7 +136,8 @@ def run(args) -> int:
         args.methods, args.threads, hidden=args.hidden, batch=args.batch,
         repeats=args.repeats, quick=args.quick, verify_only=args.verify_only,
         compile_time=args.compile_time, data=args.data, data_dir=args.data_dir,
-        synthetic=args.synthetic, blas_threads=args.blas_threads, baseline=baseline,
+        synthetic=args.synthetic, baseline=baseline,
+        blas_threads=None if args.blas_threads is _DEFAULT else args.blas_threads,
         activation=args.activation, weight_init=args.weight_init,
         weight_decay=args.weight_decay, sample=args.sample, phase_profile=args.phases,
         log=lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -165,7 +171,10 @@ def _run_targets(args):
     report = benchtargets.run_targets(
         threads=max(args.threads) if args.threads else None, jit_batch=args.jit_batch,
         baseline=baseline, quick=args.quick, repeats=args.repeats, data_dir=args.data_dir,
-        synthetic=args.synthetic, blas_threads=args.blas_threads,
+        synthetic=args.synthetic,
+        # one BLAS thread: with two, the book's loop on a shared 2-core VM swung 10x between
+        # calls (OpenBLAS and Numba workers competing), which inflates every ratio vs it
+        blas_threads=1 if args.blas_threads is _DEFAULT else args.blas_threads,
         log=lambda msg: print(msg, file=sys.stderr, flush=True))
     print(benchtargets.format_targets(report))
     if args.json:

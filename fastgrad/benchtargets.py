@@ -166,9 +166,12 @@ def _baseline_row(part, baseline_path):
         row["met"] = "must" if r["ratio"] <= 1.0 else "must (within noise)"
     else:
         row["met"] = "MISSED"
+    if any(n.startswith("WARNING") for n in comparison["notes"]):
+        row["met"] += " (uncertain: see the note)"
     row["note"] = "; ".join([
         f"ratio {r['ratio']:.2f}x, interval {r['low']:.2f}-{r['high']:.2f} from the rounds' "
-        "spread; must: no slower (<= 1), stretch: faster (interval below 1)",
+        "spread; must: no slower (<= 1), stretch: faster (interval below 1); absolute "
+        f"{_fmt_s(r['now'])} now vs {_fmt_s(r['baseline'])} then ({r['now'] / r['baseline']:.2f}x)",
         *(f"different {what} (baseline {old}, now {new})"
           for what, old, new in comparison["machine"]),
         *comparison["notes"]])

@@ -748,8 +748,8 @@ def test_targets_report_marks_must_and_stretch(tiny_targets, tmp_path, capsys):
     report = json.loads((tmp_path / "t.json").read_text())
     assert report["schema"] == tiny_targets.SCHEMA and report["ok"]
     rows = report["rows"]
-    assert len(rows) == 5 and all(r["met"] in ("stretch", "must", "must (within noise)",
-                                               "MISSED") for r in rows)
+    assert len(rows) == 5 and all(r["met"].split(" (")[0] in ("stretch", "must", "MISSED")
+                                  for r in rows)
     assert rows[0]["figure"] == pytest.approx(
         report["parts"]["relu"]["timings"]["reference"]["median_s"]
         / report["parts"]["relu"]["timings"]["incremental"]["median_s"])

@@ -1,6 +1,7 @@
 """Run time of every registry method: side by side, over threads, batch and hidden size.
 
-Every benchmark checks the gradient it timed against the reference.
+Every benchmark checks the gradient it timed against the reference, and the
+reference against the analytic gradient of the same loss (never against itself).
 """
 
 from __future__ import annotations
@@ -8,8 +9,9 @@ from __future__ import annotations
 import pytest
 
 from fastgrad import benchmark as fb
-from fastgrad import config
+from fastgrad import config, reference
 from fastgrad.methods import COMPILED_METHODS, METHODS
+from fastgrad.validate import BACKPROP_TOL, compare
 
 big = pytest.mark.big
 
@@ -38,12 +40,21 @@ def _measure(benchmark, method, w, threads=None, rounds=None):
         return benchmark.pedantic(_call(method, w, threads), rounds=rounds, iterations=1)
 
 
+def check_reference(grad, w, benchmark):
+    """The reference against an independent value: the analytic gradient of the same
+    loss, which the central difference matches to its O(h^2) truncation."""
+    exact = reference.backprop_gradient(w.params, w.x, w.labels, exact=True)
+    err = compare(grad, exact, "reference", "analytic", BACKPROP_TOL).max_abs
+    benchmark.extra_info.update(max_abs_error_vs_analytic=err, data=w.data)
+    assert err <= BACKPROP_TOL, f"reference vs analytic on {w.label()}: {err:.3e}"
+
+
 def test_reference(benchmark, workload, references):
     w = workload()
     benchmark.group = f"methods: {w.label()}"
     grad = _measure(benchmark, "reference", w, rounds=1)  # 12-20 s a call
+    check_reference(grad, w, benchmark)
     references.put(w, grad)
-    references.check("reference", grad, w, benchmark)
 
 
 @pytest.mark.parametrize("method", ["jit", "incremental", "backprop"])

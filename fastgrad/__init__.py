@@ -1,19 +1,23 @@
-"""fastgrad: fast, validated numerical gradients for the book's TwoLayerNet."""
+"""fastgrad: fast, validated numerical gradients for the book's fully connected networks."""
 
 from fastgrad import config as _config  # noqa: F401  (sets the threading layer first)
 from fastgrad.generic import numerical_gradient
+from fastgrad.gradcheck import GradcheckReport, gradcheck
 from fastgrad.methods import METHODS, NUMERICAL_METHODS, compute_gradient
 from fastgrad.network import MultiLayerNet, TwoLayerNet
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "GradcheckReport",
     "METHODS",
     "NUMERICAL_METHODS",
     "MultiLayerNet",
     "TwoLayerNet",
     "compute_gradient",
+    "gradcheck",
     "numerical_gradient",
+    "step_sweep",
     "train",
 ]
 
@@ -24,4 +28,8 @@ def __getattr__(name):
         from fastgrad.training import train
 
         return train
+    if name == "step_sweep":  # pulls in the network methods and the data module
+        from fastgrad.steps import step_sweep
+
+        return step_sweep
     raise AttributeError(f"module 'fastgrad' has no attribute {name!r}")

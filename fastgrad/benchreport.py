@@ -474,6 +474,10 @@ def _format_phases(profiles):
                                       for ph in p["phases"]))
         out.append("    projected speed-up on " + ", ".join(
             f"{n} cores {_fmt_x(v)}" for n, v in p["projection"].items()))
+        if p.get("granular_projection"):
+            out.append("    with each parallel phase's granularity (whole items per core): "
+                       + ", ".join(f"{n} cores {_fmt_x(v)}"
+                                   for n, v in p["granular_projection"].items()))
     out.append(f"  projected = {PROJECTION_LABEL}")
     return out
 

@@ -1,10 +1,13 @@
 """A run on disk: checkpoints, the history and result files, all written atomically.
 
-A checkpoint is one ``.npz`` file holding the parameters, the loss and
-accuracy history as arrays, and a JSON text ``meta`` with the configuration,
-the iteration count, the minibatch RNG state and the timings. Nothing is
-pickled, so loading (``allow_pickle=False``) cannot run code, and every field
-is checked before a run trusts it.
+A checkpoint is one ``.npz`` file holding the parameters, the optimizer's
+state arrays (``opt_<slot>_<param>``), the loss and accuracy history as
+arrays, and a JSON text ``meta`` with the configuration (network, optimizer and
+its hyper-parameters), the iteration count, the optimizer's update count, the
+minibatch RNG state and the timings. Nothing is pickled, so loading
+(``allow_pickle=False``) cannot run code, and every field is checked before a
+run trusts it. Format 1 (chapter-4 runs before the optimizers) still loads, as
+the two-layer sigmoid net trained by SGD.
 """
 
 from __future__ import annotations
@@ -20,19 +23,23 @@ from pathlib import Path
 import numpy as np
 
 from fastgrad import inputs
-from fastgrad.reference import PARAM_NAMES
+from fastgrad.optimizers import OPTIMIZERS, OptimizerState
+from fastgrad.reference import param_names
 
 __all__ = ["Checkpoint", "CheckpointError", "EpochRecord", "History", "atomic_write", "invalid",
            "load", "save"]
 
-FORMAT = 1
+FORMAT = 2
 #: Configuration keys every checkpoint carries (see :func:`fastgrad.training.train`).
-CONFIG_KEYS = ("input_size", "hidden_size", "output_size", "weight_init_std", "lr",
-               "batch_size", "method", "h", "seed", "dataset", "data_sha256", "eval_every",
-               "iters")
+CONFIG_KEYS = ("input_size", "hidden_size_list", "output_size", "activation",
+               "weight_init_std", "weight_decay_lambda", "optimizer", "lr",
+               "optimizer_options", "batch_size", "method", "h", "seed", "dataset",
+               "data_sha256", "eval_every", "iters")
 _EPOCH_FIELDS = ("epoch", "iteration", "train_acc", "test_acc")
-_ARRAY_KEYS = ("format", "meta", "losses", *PARAM_NAMES,
-               *(f"epochs_{name}" for name in _EPOCH_FIELDS))
+_ARRAY_KEYS = ("format", "meta", "losses", *(f"epochs_{name}" for name in _EPOCH_FIELDS))
+#: What format 1 (the chapter-4 loop: TwoLayerNet, sigmoid, SGD) implied
+_FORMAT1 = {"activation": "sigmoid", "weight_decay_lambda": 0.0, "optimizer": "sgd",
+            "optimizer_options": {}}
 
 
 class CheckpointError(ValueError):
@@ -64,6 +71,7 @@ class Checkpoint:
     losses: np.ndarray
     epochs: list = field(default_factory=list)
     timing: dict = field(default_factory=dict)  # not part of the run's identity
+    optimizer_state: OptimizerState | None = None  # None: no state yet (iteration 0)
 
 
 @dataclass
@@ -165,10 +173,15 @@ def atomic_write(path, write):
 
 def save(path, ckpt: Checkpoint):
     """Write ``ckpt`` to ``path`` atomically; return the path."""
+    state = ckpt.optimizer_state or OptimizerState(int(ckpt.iteration), {})
     meta = {"format": FORMAT, "iteration": int(ckpt.iteration), "config": ckpt.config,
-            "rng_state": ckpt.rng_state, "timing": ckpt.timing}
+            "optimizer_iter": int(state.iter), "rng_state": ckpt.rng_state,
+            "timing": ckpt.timing}
     arrays = {name: np.ascontiguousarray(ckpt.params[name], dtype=np.float64)
-              for name in PARAM_NAMES}
+              for name in param_names(ckpt.params)}
+    for slot, values in state.slots.items():
+        for name, value in values.items():
+            arrays[f"opt_{slot}_{name}"] = np.ascontiguousarray(value, dtype=np.float64)
     arrays["losses"] = np.asarray(ckpt.losses, dtype=np.float64)
     for name, dtype in zip(_EPOCH_FIELDS, (np.float64, np.int64, np.float64, np.float64),
                            strict=True):
@@ -208,7 +221,7 @@ def load(path, what="resume"):
             missing = [key for key in _ARRAY_KEYS if key not in z.files]
             if missing:
                 raise CheckpointError(f"{bad}: missing {', '.join(missing)}")
-            raw = {key: z[key] for key in _ARRAY_KEYS}
+            raw = {key: z[key] for key in z.files}
     except CheckpointError:
         raise
     except Exception as exc:  # zipfile, zlib, numpy format errors: all mean "corrupt"
@@ -219,8 +232,66 @@ def load(path, what="resume"):
         raise CheckpointError(f"{bad}: {exc}") from exc
 
 
+def _array(raw, key):
+    if key not in raw:
+        raise ValueError(f"missing {key}")
+    return raw[key]
+
+
+def _upgrade(config, meta, iteration):
+    """A format-1 config (TwoLayerNet, sigmoid, SGD) in today's terms."""
+    if not isinstance(config, dict) or "hidden_size" not in config:
+        return config
+    config = {**_FORMAT1, **config}
+    config["hidden_size_list"] = [config.pop("hidden_size")]
+    meta.setdefault("optimizer_iter", iteration)
+    return config
+
+
+def _params(raw, config):
+    for key in ("input_size", "output_size"):
+        size = config[key]
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"config {key} must be a positive integer, got {size!r}")
+    hidden = config["hidden_size_list"]
+    if (not isinstance(hidden, list) or not hidden
+            or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in hidden)):
+        raise ValueError(f"config hidden_size_list must be a non-empty list of positive "
+                         f"integers, got {hidden!r}")
+    sizes = [config["input_size"], *hidden, config["output_size"]]
+    names = param_names(len(sizes) - 1)
+    params = inputs.check_params({name: _array(raw, name) for name in names})
+    got = [params["W1"].shape[0]] + [params[f"W{i}"].shape[1] for i in range(1, len(sizes))]
+    if got != sizes:
+        raise ValueError(f"parameters of shape {'-'.join(map(str, got))} do not match the "
+                         f"config {'-'.join(map(str, sizes))}")
+    return params
+
+
+def _optimizer_state(raw, meta, config, params):
+    name = config["optimizer"]
+    if not isinstance(name, str) or name not in OPTIMIZERS:
+        raise ValueError(f"config optimizer must be one of {tuple(OPTIMIZERS)}, got {name!r}")
+    count = meta.get("optimizer_iter")
+    if isinstance(count, bool) or not isinstance(count, int) or count != meta["iteration"]:
+        raise ValueError(f"optimizer_iter must equal the iteration {meta['iteration']}, "
+                         f"got {count!r}")
+    slots = {}
+    for slot in OPTIMIZERS[name].slot_names:
+        slots[slot] = {}
+        for key, p in params.items():
+            value = _array(raw, f"opt_{slot}_{key}")
+            if value.dtype != np.float64 or value.shape != p.shape:
+                raise ValueError(f"opt_{slot}_{key} must be float64 of shape {p.shape}, "
+                                 f"got {value.dtype} {value.shape}")
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"opt_{slot}_{key} contains NaN or Inf")
+            slots[slot][key] = np.array(value)
+    return OptimizerState(count, slots)
+
+
 def _parse(raw):
-    if raw["format"].shape != () or int(raw["format"]) != FORMAT:
+    if raw["format"].shape != () or int(raw["format"]) not in (1, FORMAT):
         raise ValueError(f"format {raw['format']!r}, expected {FORMAT}")
     if raw["meta"].shape != () or raw["meta"].dtype.kind != "U":
         raise ValueError("meta is not a JSON text")
@@ -234,24 +305,18 @@ def _parse(raw):
         if key not in meta:
             raise ValueError(f"meta has no {key!r}")
     config, iteration = meta["config"], meta["iteration"]
+    if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
+        raise ValueError(f"iteration must be a non-negative integer, got {iteration!r}")
+    if int(raw["format"]) == 1:
+        config = _upgrade(config, meta, iteration)
     if not isinstance(config, dict) or any(key not in config for key in CONFIG_KEYS):
         missing = [k for k in CONFIG_KEYS if not isinstance(config, dict) or k not in config]
         raise ValueError(f"config is missing {', '.join(missing)}")
-    if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
-        raise ValueError(f"iteration must be a non-negative integer, got {iteration!r}")
     # the rest of the config is checked like the arguments by fastgrad.training.train
-    for key in ("input_size", "hidden_size", "output_size"):
-        size = config[key]
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"config {key} must be a positive integer, got {size!r}")
     if not isinstance(config["data_sha256"], str):
         raise ValueError(f"config data_sha256 must be a text, got {config['data_sha256']!r}")
-
-    params = inputs.check_params({name: raw[name] for name in PARAM_NAMES})
-    shape = (config["input_size"], config["hidden_size"], config["output_size"])
-    if params["W1"].shape + params["W2"].shape[1:] != shape:
-        raise ValueError(f"parameters of shape {params['W1'].shape[0]}-{params['W1'].shape[1]}"
-                         f"-{params['W2'].shape[1]} do not match the config {shape}")
+    params = _params(raw, config)
+    optimizer_state = _optimizer_state(raw, meta, config, params)
 
     losses = raw["losses"]
     if losses.dtype != np.float64 or losses.shape != (iteration,):
@@ -278,4 +343,5 @@ def _parse(raw):
         raise ValueError(f"rng_state is not a valid PCG64 state ({exc!r})") from None
     timing = meta["timing"] if isinstance(meta["timing"], dict) else {}
     return Checkpoint(params=params, iteration=iteration, rng_state=rng_state, config=config,
-                      losses=np.array(losses), epochs=epochs, timing=timing)
+                      losses=np.array(losses), epochs=epochs, timing=timing,
+                      optimizer_state=optimizer_state)

@@ -1,4 +1,4 @@
-"""Command-line entry point: ``fastgrad check | bench | train | download``.
+"""Command-line entry point: ``fastgrad check | bench | train | download | steps``.
 
 Thin by design: each subcommand lives in :mod:`fastgrad.commands` and only
 parses, calls the library and prints.
@@ -13,7 +13,7 @@ import sys
 from fastgrad.interrupts import is_interrupt
 
 # subcommand name -> module in fastgrad.commands defining ``register(subparsers)``
-COMMANDS = ("check", "bench", "train", "download")
+COMMANDS = ("check", "bench", "train", "download", "steps")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="fastgrad",
-        description="Fast, validated numerical gradients for the 784-50-10 TwoLayerNet.",
+        description="Fast, validated numerical gradients for the book's fully connected networks "
+                    "(Deep Learning from Scratch, chapters 4-6).",
     )
     parser.add_argument("--version", action="version", version=f"fastgrad {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -1,43 +1,133 @@
-"""``numerical_gradient(f, x)`` for any scalar function of an array."""
+"""``numerical_gradient(f, x, args=())`` for any scalar function of an array.
+
+Also the checks shared with :mod:`fastgrad.gradcheck`: the extra arguments
+(passed read-only, so ``f`` cannot change the caller's data), and every value
+``f`` returns (a finite real scalar, or an error naming where it was not).
+"""
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
-from numba.core.errors import TypingError
+from numba.core.errors import NumbaError
 from numba.core.registry import CPUDispatcher
 
 from fastgrad import config, inputs, reference
-from fastgrad.kernels.generic import generic_gradient
+from fastgrad.kernels.generic import FLAT_CALL, generic_gradient
 from fastgrad.methods import numba_threads
 
+#: Kinds of array a jitted ``f`` may receive through ``args``: bool, int, float, complex.
+_NUMBA_KINDS = "biufc"
 
-def numerical_gradient(f, x, h=1e-4, threads=None):
-    """Central-difference gradient of a scalar function ``f`` at ``x``.
 
-    A plain Python callable runs the reference loop; a Numba ``@njit``
-    function runs the compiled loop in parallel, each thread perturbing its own
-    copy. Both return the same values up to rounding.
+def _readonly(value, where, jitted):
+    """``value`` with every array replaced by a read-only view (tuples recursively)."""
+    if isinstance(value, tuple):
+        return tuple(_readonly(v, f"{where}[{i}]", jitted) for i, v in enumerate(value))
+    if isinstance(value, np.ndarray):
+        if jitted and (isinstance(value, np.ma.MaskedArray) or value.dtype.kind not in
+                       _NUMBA_KINDS):
+            raise TypeError(f"{where} must be a plain numeric array for a jitted f, got "
+                            f"{type(value).__name__} of dtype {value.dtype}")
+        view = value.view()
+        view.flags.writeable = False
+        return view
+    if jitted and not isinstance(value, (numbers.Number, np.generic, str)):
+        raise TypeError(f"{where} must be an array, a number, a string or a tuple of them for "
+                        f"a jitted f, got {type(value).__name__} (convert lists to arrays)")
+    return value
 
-    Parameters
-    ----------
-    f : callable
-        ``f(x) -> float`` for a float64 array shaped like ``x``.
-    x : array_like of real numbers
-        Point of evaluation; never modified.
-    h : float
-        Step size, positive and finite.
-    threads : int, optional
-        Threads of the compiled loop; default ``$FASTGRAD_THREADS`` or all cores.
 
-    Returns
-    -------
-    ndarray of float64
-        Shaped like ``x``.
+def check_args(args, jitted):
+    """Return ``args`` with arrays as read-only views; ``TypeError`` unless a tuple."""
+    if not isinstance(args, tuple):
+        raise TypeError(f"args must be a tuple of extra arguments of f, got "
+                        f"{type(args).__name__} (write args=(a,) for a single one)")
+    return _readonly(args, "args", jitted)
+
+
+def flatten_args(args):
+    """``(leaves, call)``: the flat tuple of non-tuple arguments and how to rebuild ``args``.
+
+    ``call`` is the argument list of the kernel's call to ``f``, written in
+    terms of ``leaves`` (``*leaves`` when ``args`` holds no tuple).
+    """
+    if not any(isinstance(a, tuple) for a in args):
+        return args, FLAT_CALL
+    leaves = []
+
+    def expr(value):
+        if isinstance(value, tuple):
+            inner = ", ".join(expr(v) for v in value)
+            return f"({inner}{',' if len(value) == 1 else ''})"
+        leaves.append(value)
+        return f"leaves[{len(leaves) - 1}]"
+
+    call = ", ".join(expr(a) for a in args)
+    return tuple(leaves), call
+
+
+def point_name(index=None, sign=+1, direction=False):
+    """Where ``f`` was evaluated, for messages: ``x``, ``x + h*e[(1, 2)]``, ``x - h*v[3]``."""
+    if index is None:
+        return "x"
+    op = "+" if sign > 0 else "-"
+    return f"x {op} h*{'v' if direction else 'e'}[{index}]"
+
+
+def as_scalar(value, where):
+    """``value`` as a float if it is a finite real scalar, else a clear error."""
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        kind = (f"ndarray of shape {value.shape}" if isinstance(value, np.ndarray)
+                else f"{type(value).__name__} {value!r}"[:80])
+        raise TypeError(f"f must return a real scalar, got {kind} at {where}")
+    out = float(value)
+    if not np.isfinite(out):
+        raise ValueError(f"f must return a finite value, got {out} at {where}")
+    return out
+
+
+def _short(exc, limit=300):
+    text = str(exc)
+    for marker in ("\n\nFile ", "\nDuring:", "\n\nDuring:"):
+        text = text.split(marker)[0]
+    return " ".join(text.split())[:limit]
+
+
+def evaluate(f, point, args, where="x"):
+    """``f(point, *args)`` as a checked float; a jitted ``f`` that fails to compile names itself."""
+    try:
+        value = f(point, *args)
+    except (NumbaError, TypeError) as exc:
+        # a dispatcher raises TypeError for a wrong number of arguments
+        if not isinstance(f, CPUDispatcher) or isinstance(exc, TypeError) and where != "x":
+            raise
+        raise _compile_error(f, point, args, exc) from None
+    return as_scalar(value, where)
+
+
+def _compile_error(f, point, args, exc):
+    name = getattr(f, "__name__", type(f).__name__)
+    shown = ", ".join(["x"] + [f"args[{i}]" for i in range(len(args))])
+    hint = " (args are passed read-only: f must not write into them)" \
+        if "readonly" in str(exc) else ""
+    return TypeError(f"f ({name}) does not compile as a scalar function f({shown}) with x of "
+                     f"shape {np.shape(point)}{hint}: {_short(exc)}")
+
+
+def prepare(f, x, args):
+    """Validate ``f``, ``x``, ``args``; return ``(jitted, work, args)``.
+
+    ``work`` is a private C-contiguous float64 copy of ``x`` and ``args`` has
+    read-only views of the caller's arrays.
     """
     if not callable(f):
         raise TypeError(f"f must be callable, got {type(f).__name__}")
-    h = inputs.check_h(h)
-    threads = inputs.check_threads(threads)
+    jitted = isinstance(f, CPUDispatcher)
+    args = check_args(args, jitted)
     arr = np.asarray(x)
     if arr.dtype == object or arr.dtype == bool or not (
         np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
@@ -49,14 +139,80 @@ def numerical_gradient(f, x, h=1e-4, threads=None):
     work = np.array(arr, dtype=np.float64, order="C", copy=True)
     if not np.all(np.isfinite(work)):
         raise ValueError("x contains NaN or Inf")
+    return jitted, work, args
+
+
+class _Checked:
+    """``f`` for the reference loop: every value checked, with the index it belongs to.
+
+    The loop evaluates ``x + h e_p`` then ``x - h e_p`` for ``p`` in
+    ``np.ndindex`` order, so call ``k`` belongs to index ``k // 2``.
+    """
+
+    def __init__(self, f, shape):
+        self.f, self.shape, self.calls = f, shape, 0
+
+    def __call__(self, point, *args):
+        k, self.calls = self.calls, self.calls + 1
+        index = np.unravel_index(k // 2, self.shape) if self.shape else ()
+        where = point_name(tuple(int(i) for i in index), +1 if k % 2 == 0 else -1)
+        return evaluate(self.f, point, args, where)
+
+
+def _explain_nonfinite(f, work, args, grad, h):
+    """Raise the error for the first non-finite gradient entry of a jitted ``f``."""
+    p = int(np.flatnonzero(~np.isfinite(grad))[0])
+    index = tuple(int(i) for i in np.unravel_index(p, work.shape))
+    point = work.copy()
+    flat = point.reshape(-1)
+    for sign in (+1, -1):
+        flat[p] = work.reshape(-1)[p] + sign * h
+        evaluate(f, point, args, point_name(index, sign))
+    raise ValueError(f"the central difference at index {index} overflowed: f(x + h*e) and "
+                     f"f(x - h*e) are finite but their difference over 2h is not")
+
+
+def numerical_gradient(f, x, h=1e-4, threads=None, args=()):
+    """Central-difference gradient of a scalar function ``f`` at ``x``.
+
+    A plain Python callable runs the reference loop; a Numba ``@njit``
+    function runs the compiled loop in parallel, each thread perturbing its own
+    copy. Both return the same values up to rounding.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(x, *args) -> float`` for a float64 array ``x``.
+    x : array_like of real numbers
+        Point of evaluation; never modified.
+    h : float
+        Step size, positive and finite.
+    threads : int, optional
+        Threads of the compiled loop; default ``$FASTGRAD_THREADS`` or all cores.
+    args : tuple
+        Extra arguments of ``f``: for a jitted ``f`` arrays, numbers, strings
+        and tuples of them, passed to the kernel as arguments (never compiled in
+        as constants). Arrays are passed read-only: ``f`` cannot modify them.
+
+    Returns
+    -------
+    ndarray of float64
+        Shaped like ``x``.
+    """
+    jitted, work, args = prepare(f, x, args)
+    h = inputs.check_h(h)
+    threads = inputs.check_threads(threads)
+    evaluate(f, work, args)  # type errors and compile errors before the long loop
     # A 0-d array cannot be reshaped inside a kernel: one element needs no threads.
-    if isinstance(f, CPUDispatcher) and work.ndim > 0:
-        try:
-            with numba_threads(threads):
-                flat = generic_gradient(f, work.reshape(-1), work.shape, h,
-                                        config.n_chunks(threads, work.size))
-        except TypingError as exc:
-            raise TypeError(f"f must compile as a scalar function of one float64 array of "
-                            f"shape {work.shape}: {' '.join(str(exc).split())[:400]}") from None
-        return flat.reshape(work.shape)
-    return reference.numerical_gradient(f, work, h)
+    if not jitted or work.ndim == 0:
+        return reference.numerical_gradient(_Checked(f, work.shape), work, h, args)
+    leaves, call = flatten_args(args)
+    try:
+        with numba_threads(threads):
+            flat = generic_gradient(f, work.reshape(-1), work.shape, h,
+                                    config.n_chunks(threads, work.size), leaves, call)
+    except NumbaError as exc:
+        raise _compile_error(f, work, args, exc) from None
+    if not np.all(np.isfinite(flat)):
+        _explain_nonfinite(f, work, args, flat, h)
+    return flat.reshape(work.shape)

@@ -96,12 +96,20 @@ def _add_decay(grads, params, h, weight_decay):
 
 
 def _weight_norms(params):
-    """Spectral norm and largest column norm of each weight matrix (ReLU margins)."""
+    """Bound on the spectral norm and the largest column norm of each weight matrix.
+
+    ``sqrt(||W||_1 ||W||_inf)`` and the Frobenius norm both bound ``||W||_2``
+    from above (the ReLU margins need an upper bound, not the value); they are
+    cheap, and NumPy's reductions are deterministic, where an SVD would go
+    through a threaded LAPACK and could flip a margin test between thread counts.
+    """
     count = len(params) // 2
     spec, colmax = np.zeros(count), np.zeros(count)
     for m in range(1, count):  # the first layer's are never needed
         W = params[f"W{m + 1}"]
-        spec[m] = np.linalg.norm(W, 2)
+        absW = np.abs(W)
+        spec[m] = min(np.sqrt(absW.sum(axis=0).max() * absW.sum(axis=1).max()),
+                      np.sqrt(np.sum(W * W)))
         colmax[m] = np.sqrt(np.max(np.sum(W * W, axis=0)))
     return spec, colmax
 
@@ -114,10 +122,10 @@ def _jit(params, x, labels, h, threads, arch=SIGMOID, timer=no_timer):
     with timer("flatten", "serial"):
         theta, sizes = _flatten(params)
     with numba_threads(threads):
-        with timer("csr", "parallel"):
+        with timer("csr", "parallel", x.shape[0]):
             indptr, indices, values = dense_to_csr(x)
         chunks = config.n_chunks(threads, theta.size)
-        with timer("perturbed forward passes", "parallel"):
+        with timer("perturbed forward passes", "parallel", chunks):
             if _two_layer_sigmoid(params, arch):
                 flat = full_gradient(theta, *sizes, indptr, indices, values, labels, h, chunks)
             else:
@@ -129,7 +137,7 @@ def _jit(params, x, labels, h, threads, arch=SIGMOID, timer=no_timer):
 
 def _incremental(params, x, labels, h, threads, arch=SIGMOID, timer=no_timer):
     with numba_threads(threads):
-        with timer("csr", "parallel"):
+        with timer("csr", "parallel", x.shape[0]):
             indptr, indices, values = dense_to_csr(x)
         if _two_layer_sigmoid(params, arch):
             grads = _two_layer_incremental(params, indptr, indices, values, labels, h, timer)
@@ -151,11 +159,11 @@ def _two_layer_incremental(params, indptr, indices, values, labels, h, timer):
         gW1_t, gW1 = np.empty((n_hidden, n_in)), np.empty((n_in, n_hidden))
         gb1, gW2, gb2 = np.empty(n_hidden), np.empty((n_hidden, n_out)), np.empty(n_out)
         scale = 1.0 / (n * 2.0 * h)
-    with timer("activations", "parallel"):
+    with timer("activations", "parallel", n):
         cached_activations(W1, b1, W2, b2, indptr, indices, values, labels, h, *cache, gb2_rows)
-    with timer("hidden sweep", "parallel"):
+    with timer("hidden sweep", "parallel", n_hidden):
         hidden_sweep(W2, indptr, indices, values, labels, h, *cache, gW1_t, gb1, gW2, scale)
-    with timer("finish", "parallel"):
+    with timer("finish", "parallel", n_in):
         finish(gW1_t, gb2_rows, scale, gW1, gb2)
     return {"W1": gW1, "b1": gb1, "W2": gW2, "b2": gb2}
 
@@ -165,11 +173,12 @@ def _deep_incremental(params, indptr, indices, values, labels, h, arch, timer):
         theta, sizes = _flatten(params)
         spec, colmax = _weight_norms(params)
     args = (theta, sizes, arch.code, indptr, indices, values, labels, h, spec, colmax)
-    with timer("activations", "parallel"):
+    n_units = int(sizes[1:-1].sum())
+    with timer("activations", "parallel", labels.size):
         cache = deep_prepare(*args)
-    with timer("hidden sweep", "parallel"):
+    with timer("hidden sweep", "parallel", n_units):
         sums = deep_sweep(*args, *cache)
-    with timer("finish", "parallel"):
+    with timer("finish", "parallel", n_units):
         w_off, b_off, unit_off = cache[:3]
         flat = deep_finish(sums, sizes, w_off, b_off, unit_off, labels.size, h)
     return _unflatten(flat, params)

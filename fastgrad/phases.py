@@ -9,6 +9,7 @@ one-thread call bounds the speed-up on ``N`` cores by Amdahl's law,
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from contextlib import contextmanager, nullcontext
@@ -19,23 +20,27 @@ PROJECT_CORES = (4, 8, 16, 64)
 
 
 class PhaseTimer:
-    """Records ``(name, kind, seconds)`` of each phase entered through it."""
+    """Records ``(name, kind, seconds, items)`` of each phase entered through it.
+
+    ``items`` is the number of ``prange`` iterations of a parallel phase (its
+    granularity: 50 hidden units cannot keep 64 cores busy).
+    """
 
     def __init__(self):
         self.records = []
 
     @contextmanager
-    def __call__(self, name, kind):
+    def __call__(self, name, kind, items=None):
         if kind not in ("serial", "parallel"):
             raise ValueError(f"kind must be 'serial' or 'parallel', got {kind!r}")
         start = time.perf_counter()
         try:
             yield
         finally:
-            self.records.append((name, kind, time.perf_counter() - start))
+            self.records.append((name, kind, time.perf_counter() - start, items))
 
 
-def no_timer(name, kind):
+def no_timer(name, kind, items=None):
     """The timer of an ordinary call: records nothing."""
     return nullcontext()
 
@@ -54,29 +59,54 @@ class PhaseProfile:
     """Median one-thread time of each phase of a method over several calls."""
 
     method: str
-    phases: list = field(default_factory=list)  # (name, kind, median seconds)
+    phases: list = field(default_factory=list)  # (name, kind, median seconds, items)
 
     @property
     def total(self) -> float:
-        return sum(s for _, _, s in self.phases)
+        return sum(p[2] for p in self.phases)
 
     @property
     def serial(self) -> float:
-        return sum(s for _, kind, s in self.phases if kind == "serial")
+        return sum(p[2] for p in self.phases if p[1] == "serial")
 
     @property
     def serial_fraction(self) -> float:
         return self.serial / self.total if self.total > 0 else 0.0
 
     def projection(self, cores=PROJECT_CORES):
-        """``{cores: projected speed-up}`` from the serial fraction."""
+        """``{cores: projected speed-up}`` from the serial fraction (Amdahl)."""
         return {n: amdahl(self.serial_fraction, n) for n in cores}
+
+    def granular_projection(self, cores=PROJECT_CORES):
+        """``{cores: projected speed-up}`` also counting each parallel phase's granularity.
+
+        A phase of ``items`` equal iterations on ``n`` cores takes
+        ``ceil(items / n) / items`` of its one-thread time (load imbalance);
+        still a projection, and still optimistic (no memory-bandwidth limit).
+        """
+        out = {}
+        for n in cores:
+            if n < 1:
+                raise ValueError(f"cores must be at least 1, got {n!r}")
+            t = 0.0
+            for _, kind, seconds, items in self.phases:
+                if kind == "serial":
+                    t += seconds
+                elif items:
+                    t += seconds * math.ceil(items / n) / items
+                else:
+                    t += seconds / n
+            out[n] = self.total / t if t > 0 else float(n)
+        return out
 
     def as_dict(self):
         return {"method": self.method, "serial_fraction": self.serial_fraction,
                 "total_s": self.total,
-                "phases": [{"name": n, "kind": k, "seconds": s} for n, k, s in self.phases],
-                "projection": {str(n): v for n, v in self.projection().items()}}
+                "phases": [{"name": n, "kind": k, "seconds": s, "items": i}
+                           for n, k, s, i in self.phases],
+                "projection": {str(n): v for n, v in self.projection().items()},
+                "granular_projection": {str(n): v
+                                        for n, v in self.granular_projection().items()}}
 
 
 def profile(func, args, repeats=5, method="?"):
@@ -92,9 +122,9 @@ def profile(func, args, repeats=5, method="?"):
         timer = PhaseTimer()
         func(*args, timer=timer)
         runs.append(timer.records)
-    names = [(name, kind) for name, kind, _ in runs[0]]
-    if any([(n, k) for n, k, _ in r] != names for r in runs):
+    names = [(name, kind, items) for name, kind, _, items in runs[0]]
+    if any([(n, k, i) for n, k, _, i in r] != names for r in runs):
         raise RuntimeError(f"{method}: phases differ between calls")
     return PhaseProfile(method, [
-        (name, kind, statistics.median(r[i][2] for r in runs))
-        for i, (name, kind) in enumerate(names)])
+        (name, kind, statistics.median(r[i][2] for r in runs), items)
+        for i, (name, kind, items) in enumerate(names)])

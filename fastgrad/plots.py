@@ -1,4 +1,4 @@
-"""Training curves like the book's figures 4-11 and 4-12 (matplotlib, optional).
+"""Training curves like the book's figures 4-11, 4-12 and 6-9 (matplotlib, optional).
 
 matplotlib is the optional ``plot`` extra and is imported only when a plot is
 drawn. Figures use the Agg canvas directly instead of pyplot, so nothing
@@ -13,7 +13,7 @@ import numpy as np
 
 from fastgrad.checkpoint import atomic_write
 
-__all__ = ["plot_history"]
+__all__ = ["plot_comparison", "plot_history", "smooth_curve"]
 
 SMOOTH = 100  # iterations in the moving average drawn over the noisy minibatch loss
 
@@ -22,6 +22,30 @@ def _moving_average(values, window):
     window = max(1, min(window, len(values)))
     kernel = np.ones(window) / window
     return np.convolve(values, kernel, mode="valid"), window
+
+
+def smooth_curve(x):
+    """The book's ``common/util.py`` smoothing: an 11-point Kaiser window, ends mirrored.
+
+    Returns an array as long as ``x`` (``x`` itself when shorter than the window).
+    """
+    window = 11
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) < window:
+        return x
+    padded = np.r_[x[window - 1:0:-1], x, x[-1:-window:-1]]
+    w = np.kaiser(window, 2)
+    y = np.convolve(w / w.sum(), padded, mode="valid")
+    return y[5:len(y) - 5]
+
+
+def describe(config):
+    """``784-100-100-10 relu net on mnist`` and the like, from a run's configuration."""
+    sizes = [config["input_size"], *config["hidden_size_list"], config["output_size"]]
+    decay = config.get("weight_decay_lambda", 0)
+    return (f"{'-'.join(map(str, sizes))} {config['activation']} net "
+            f"(init {config['weight_init_std']}{f', decay {decay:g}' if decay else ''}) "
+            f"on {config['dataset']}")
 
 
 def plot_history(history, path, *, dpi=120):
@@ -77,8 +101,47 @@ def plot_history(history, path, *, dpi=120):
                         f"test {history.final_test_acc:.4f}",
                         xy=(0.98, 0.22), xycoords="axes fraction", ha="right", fontsize=9)
 
-    fig.suptitle(f"{cfg['input_size']}-{cfg['hidden_size']}-{cfg['output_size']} TwoLayerNet "
-                 f"on {cfg['dataset']}: {cfg['method']} gradient, lr {cfg['lr']:g}, "
-                 f"batch {cfg['batch_size']}, {history.iterations} iterations, "
-                 f"seed {cfg['seed']}")
+    fig.suptitle(f"{describe(cfg)}: {cfg['method']} gradient, {cfg['optimizer']} lr "
+                 f"{cfg['lr']:g}, batch {cfg['batch_size']}, {history.iterations} iterations, "
+                 f"seed {cfg['seed']}", fontsize=10)
+    return atomic_write(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=dpi))
+
+
+def plot_comparison(histories, path, *, dpi=100):
+    """The book's Figure 6-9: each optimizer's smoothed loss per iteration, in one PNG.
+
+    Parameters
+    ----------
+    histories : dict
+        ``{optimizer name: History}``, drawn in this order.
+    path : str or PathLike
+        The PNG to write (atomically).
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    markers = {"sgd": "o", "momentum": "x", "nesterov": "+", "adagrad": "s", "rmsprop": "^",
+               "adam": "D"}
+    top = 0.0
+    for name, history in histories.items():
+        losses = smooth_curve(history.losses)
+        steps = np.arange(1, len(losses) + 1)
+        acc = history.final_test_acc
+        label = name if acc is None else f"{name} (test acc {acc:.4f})"
+        ax.plot(steps, losses, marker=markers.get(name), markevery=max(len(steps) // 10, 1),
+                markersize=5, linewidth=1.2, label=label)
+        top = max(top, float(np.percentile(losses, 95)) if len(losses) else 0.0)
+    ax.set(xlabel="iterations", ylabel="loss (smoothed)", ylim=(0, max(1.0, min(top, 3.0))))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right")
+    cfg = next(iter(histories.values())).config
+    ax.set_title(f"{describe(cfg)}\n{cfg['method']} gradient, batch {cfg['batch_size']}, "
+                 f"seed {cfg['seed']}", fontsize=9)
     return atomic_write(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=dpi))

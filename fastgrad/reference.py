@@ -43,11 +43,11 @@ def param_names(params_or_layers):
     return tuple(name for i in range(1, count + 1) for name in (f"W{i}", f"b{i}"))
 
 
-def numerical_gradient(f, x, h=1e-4):
+def numerical_gradient(f, x, h=1e-4, args=()):
     """Central-difference gradient of ``f`` at ``x`` (the book's loop).
 
     Each element of ``x`` is perturbed in place to ``x + h`` and ``x - h``,
-    ``f(x)`` is evaluated, and the element is restored to its exact original
+    ``f(x, *args)`` is evaluated, and the element is restored to its exact original
     value, also when ``f`` raises.
 
     Parameters
@@ -58,6 +58,8 @@ def numerical_gradient(f, x, h=1e-4):
         Point of evaluation, any shape; modified only while ``f`` runs.
     h : float
         Step size.
+    args : tuple
+        Extra arguments of ``f``, passed as they are.
 
     Returns
     -------
@@ -71,9 +73,9 @@ def numerical_gradient(f, x, h=1e-4):
         tmp = x[idx]
         try:
             x[idx] = float(tmp) + h
-            fxh1 = f(x)
+            fxh1 = f(x, *args)
             x[idx] = tmp - h
-            fxh2 = f(x)
+            fxh2 = f(x, *args)
         finally:
             x[idx] = tmp
         grad[idx] = (fxh1 - fxh2) / (2 * h)

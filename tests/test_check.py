@@ -97,3 +97,45 @@ def test_threading_layer_chosen_by_the_user_loads(layer):
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-1500:]
     assert out.stdout.strip() == layer
+
+
+# --- each tolerance can fail the check ------------------------------------------------
+
+
+def _failed(out):
+    return out.split("FAILED:", 1)[1].strip() if "FAILED:" in out else ""
+
+
+@pytest.mark.parametrize("data", [["--synthetic"], []], ids=["synthetic", "readme"])
+def test_readme_large_step_example_exits_1(capsys, data, request):
+    """README: ``fastgrad check --batch 1 --hidden 7 --h 1e-2`` exits 1, because at h = 1e-2
+    the central difference's own O(h^2) error (~1e-6) exceeds the analytic tolerance."""
+    if not data:
+        request.getfixturevalue("mnist_batch")  # README's run uses the real digits
+    args = ["check", "--batch", "1", "--hidden", "7", "--h", "1e-2", *data]
+    assert cli.main(args) == 1
+    assert _failed(capsys.readouterr().out) == "reference vs analytic"
+    # the same run within a looser --backprop-tol passes: the flag is what decides
+    assert cli.main([*args, "--backprop-tol", "1e-4"]) == 0
+
+
+def test_backprop_tolerance_fails_the_check(capsys):
+    args = ["check", "--batch", "2", "--hidden", "3", "--synthetic", "--methods", "incremental"]
+    assert cli.main([*args, "--backprop-tol", "1e-30"]) == 1
+    assert _failed(capsys.readouterr().out) == "reference vs analytic"
+
+
+def test_default_tolerance_fails_a_method_off_by_3e_9(capsys, monkeypatch):
+    real = METHODS["incremental"]
+
+    def off(*args):
+        grads = real.func(*args)
+        grads["b2"][0] += 3e-9
+        return grads
+
+    monkeypatch.setitem(METHODS, "incremental", real.__class__(
+        real.name, off, real.numerical, real.compiled, real.summary))
+    args = ["check", "--batch", "2", "--hidden", "3", "--synthetic", "--methods", "incremental"]
+    assert cli.main(args) == 1
+    assert _failed(capsys.readouterr().out) == "incremental vs reference"
+    assert cli.main([*args, "--tol", "1e-8"]) == 0

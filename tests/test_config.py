@@ -25,7 +25,7 @@ def test_kernel_digest_follows_every_kernel_source(tmp_path):
 def test_kernels_cache_in_a_digest_folder_and_leave_numba_config_alone():
     folder = config.kernel_cache_dir()
     assert folder.name == f"fastgrad-kernels-{config.kernel_sources_digest()}"
-    dispatcher = kernels.incremental.incremental_gradient
+    dispatcher = kernels.incremental.hidden_sweep
     assert dispatcher._cache._cache_path.startswith(str(folder))
     assert numba.config.CACHE_DIR != str(folder)
 

@@ -15,6 +15,8 @@ import shutil
 import socket
 import ssl
 import sys
+import threading
+import time
 import tracemalloc
 import zlib
 from concurrent.futures import ProcessPoolExecutor
@@ -33,7 +35,7 @@ from fastgrad.data import DataIntegrityError, DownloadError, FileDigest, IdxForm
 
 # also importable under --import-mode=importlib and in spawned workers
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _http import dead_url, serve  # noqa: E402
+from _http import dead_url, serve, stalled  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_IMG, TRAIN_LAB = "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"
@@ -423,6 +425,30 @@ def _wrapped(cause, outer=requests.ConnectionError, root=None):
 ])
 def test_failure_reasons(exc, words):
     assert data._reason(exc) == words
+
+
+def test_stalled_mirror_ends_within_the_timeout(tmp_path, monkeypatch):
+    """A mirror that accepts and never answers fails with a clear error, not a hang."""
+    monkeypatch.setattr(data, "TIMEOUT", (1.0, 0.5))
+    outcome = {}
+
+    def fetch(url):
+        try:
+            data.fetch(data_dir=tmp_path / "cache", mirrors=[url], progress=False)
+        except Exception as exc:  # inspected below
+            outcome["error"] = exc
+
+    with stalled() as url:
+        worker = threading.Thread(target=fetch, args=(url,), daemon=True)
+        start = time.monotonic()
+        worker.start()
+        worker.join(20)  # two tries of 0.5 s each, with room for a loaded machine
+        elapsed, hung = time.monotonic() - start, worker.is_alive()
+    worker.join(10)  # the stalled connections are closed now: a hung client wakes up
+    assert not hung, f"download still waiting on a stalled mirror after {elapsed:.0f} s"
+    error = outcome.get("error")
+    assert isinstance(error, DownloadError), repr(error)
+    assert "timed out" in str(error) and url in str(error) and TRAIN_IMG in str(error)
 
 
 def test_file_mirror_and_progress_bar(site, tmp_path, capsys):

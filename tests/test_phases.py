@@ -36,16 +36,32 @@ def test_amdahl_bad_inputs(s, cores):
 
 
 def test_serial_fraction_on_hand_made_profiles():
-    p = PhaseProfile("m", [("a", "serial", 1.0), ("b", "parallel", 3.0), ("c", "serial", 1.0)])
+    p = PhaseProfile("m", [("a", "serial", 1.0, None), ("b", "parallel", 3.0, None),
+                           ("c", "serial", 1.0, None)])
     assert p.total == 5.0 and p.serial == 2.0 and p.serial_fraction == pytest.approx(0.4)
     assert p.projection() == {n: pytest.approx(1 / (0.4 + 0.6 / n)) for n in (4, 8, 16, 64)}
     assert p.projection((2,)) == {2: pytest.approx(1 / 0.7)}
     d = p.as_dict()
     assert d["serial_fraction"] == pytest.approx(0.4) and d["total_s"] == 5.0
     assert [ph["name"] for ph in d["phases"]] == ["a", "b", "c"]
-    assert set(d["projection"]) == {"4", "8", "16", "64"}
-    assert PhaseProfile("all parallel", [("x", "parallel", 2.0)]).serial_fraction == 0.0
-    assert PhaseProfile("all serial", [("x", "serial", 2.0)]).projection()[64] == 1.0
+    assert set(d["projection"]) == set(d["granular_projection"]) == {"4", "8", "16", "64"}
+
+
+def test_granular_projection_counts_load_imbalance():
+    # 50 items (hidden units) on 16 cores: ceil(50/16) = 4 rounds, not 50/16 = 3.125
+    p = PhaseProfile("m", [("s", "serial", 1.0, None), ("par", "parallel", 9.0, 50)])
+    g = p.granular_projection((1, 16, 64))
+    assert g[1] == pytest.approx(1.0)
+    assert g[16] == pytest.approx(10.0 / (1.0 + 9.0 * 4 / 50))
+    assert g[64] == pytest.approx(10.0 / (1.0 + 9.0 / 50))  # one item per core at best
+    assert g[16] <= p.projection((16,))[16]
+    # without a count of items a parallel phase divides evenly: Amdahl exactly
+    even = PhaseProfile("m", [("s", "serial", 1.0, None), ("par", "parallel", 9.0, None)])
+    assert even.granular_projection((8,))[8] == pytest.approx(even.projection((8,))[8])
+    with pytest.raises(ValueError, match="cores must be at least 1"):
+        p.granular_projection((0,))
+    assert PhaseProfile("all parallel", [("x", "parallel", 2.0, None)]).serial_fraction == 0.0
+    assert PhaseProfile("all serial", [("x", "serial", 2.0, None)]).projection()[64] == 1.0
     assert PhaseProfile("empty").serial_fraction == 0.0  # nothing measured: no serial share
 
 
@@ -66,7 +82,7 @@ def test_timer_records_a_phase_that_raises():
     with pytest.raises(RuntimeError):
         with timer("boom", "serial"):
             raise RuntimeError
-    assert [(n, k) for n, k, _ in timer.records] == [("boom", "serial")]
+    assert [(r[0], r[1]) for r in timer.records] == [("boom", "serial")]
 
 
 def test_profile_refuses_calls_whose_phases_differ():
@@ -104,7 +120,7 @@ def test_phase_timer_finds_a_known_serial_share():
     # tens of ms on a loaded VM): phases of 50-300 ms and the median of 3 calls keep the
     # fraction within the loose bounds below
     prof = profile(_known_share, (0.1, 0.3), repeats=3, method="known")
-    assert [(n, k) for n, k, _ in prof.phases] == [("setup", "serial"), ("work", "parallel"),
+    assert [(p[0], p[1]) for p in prof.phases] == [("setup", "serial"), ("work", "parallel"),
                                                    ("teardown", "serial")]
     assert prof.phases[1][2] >= 0.3 and prof.phases[0][2] >= 0.05
     assert 0.15 < prof.serial_fraction < 0.4

@@ -24,7 +24,7 @@ from fastgrad import training as train_mod
 from fastgrad.checkpoint import CheckpointError
 from fastgrad.cli import main
 from fastgrad.network import TwoLayerNet
-from fastgrad.training import TrainingDiverged, TrainingInterrupted, train
+from fastgrad.training import TrainingDiverged, TrainingInterrupted, schedule, train
 
 SMALL = {"hidden_size": 8, "output_size": 3, "batch_size": 50, "lr": 1.0}
 
@@ -68,7 +68,8 @@ def _same(a, b):
     """Bitwise equality of two runs (timings aside)."""
     assert a.losses.tobytes() == b.losses.tobytes()
     assert a.epochs == b.epochs
-    for name in ("W1", "b1", "W2", "b2"):
+    assert list(a.params) == list(b.params)
+    for name in a.params:
         assert a.params[name].tobytes() == b.params[name].tobytes(), name
     assert (a.final_train_acc, a.final_test_acc) == (b.final_train_acc, b.final_test_acc)
     assert {k: v for k, v in a.config.items() if k != "iters"} == \
@@ -136,12 +137,12 @@ def test_steps_call_the_registry_on_checked_arrays(monkeypatch, method):
 
     real, seen = methods.METHODS[method].func, []
 
-    def checked(params, x, labels, h, threads):
+    def checked(params, x, labels, h, threads, arch):
         assert x.dtype == np.float64 and x.flags.c_contiguous
         assert labels.dtype == np.int64 and labels.flags.c_contiguous
         assert all(v.dtype == np.float64 and v.flags.c_contiguous for v in params.values())
         seen.append(blas_threads())
-        return real(params, x, labels, h, threads)
+        return real(params, x, labels, h, threads, arch)
 
     # one-hot float labels, float32 images: converted once, up front
     (x, t), test = DATA
@@ -153,8 +154,8 @@ def test_steps_call_the_registry_on_checked_arrays(monkeypatch, method):
     assert len(steps) == 15
     assert all(s == ([1] * len(outside) if compiled else outside) for s in steps)
 
-    def validated(params, x, labels, h, threads):  # what compute_gradient does
-        return real(*inputs.check_batch(params, x, labels), inputs.check_h(h), threads)
+    def validated(params, x, labels, h, threads, arch):  # what compute_gradient does
+        return real(*inputs.check_batch(params, x, labels), inputs.check_h(h), threads, arch)
 
     _swap_gradient(monkeypatch, validated, method)
     _same(direct, train(onehot, iters=15, method=method, **{**SMALL, "lr": 0.5}))
@@ -306,7 +307,7 @@ def test_ctrl_c_inside_a_step_keeps_the_last_whole_step(tmp_path, monkeypatch, w
         _swap_gradient(monkeypatch, fake)
     else:
         # measured at steps 1, 11, 21: the third measurement is in step 21
-        real, done = train_mod._accuracy, 20
+        real, done = schedule.accuracy, 20
 
         def fake(*args, **kwargs):
             calls.append(1)
@@ -314,14 +315,14 @@ def test_ctrl_c_inside_a_step_keeps_the_last_whole_step(tmp_path, monkeypatch, w
                 raise KeyboardInterrupt
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(train_mod, "_accuracy", fake)
+        monkeypatch.setattr(schedule, "accuracy", fake)
     with pytest.raises(TrainingInterrupted) as info:
         _run(iters=40, checkpoint=path)
     assert checkpoint.load(path).iteration == info.value.history.iterations == done
     if where == "gradient":
         _swap_gradient(monkeypatch, real)
     else:
-        monkeypatch.setattr(train_mod, "_accuracy", real)
+        monkeypatch.setattr(schedule, "accuracy", real)
     _same(_run(iters=40), train(DATA, checkpoint=path, resume=True))
 
 
@@ -396,7 +397,7 @@ def test_checkpoint_is_pickle_free_json(tmp_path):
         meta = json.loads(str(z["meta"]))
         assert all(z[key].dtype != object for key in z.files)
     assert meta["iteration"] == 5 and meta["rng_state"]["bit_generator"] == "PCG64"
-    assert meta["config"]["hidden_size"] == 8 and meta["config"]["dataset"] == "custom"
+    assert meta["config"]["hidden_size_list"] == [8] and meta["config"]["dataset"] == "custom"
 
 
 def test_existing_checkpoint_is_not_overwritten_by_a_new_run(tmp_path):
@@ -482,7 +483,8 @@ def saved(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"hidden_size": 9}, "hidden_size=9 differs from the checkpoint's hidden_size=8"),
+    ({"hidden_size": 9}, r"hidden_size_list=\[9\] differs from the checkpoint's "
+                         r"hidden_size_list=\[8\]"),
     ({"lr": 0.5}, "lr=0.5 differs"),
     ({"method": "backprop"}, "method='backprop' differs"),
     ({"seed": 1}, "seed=1 differs"),
@@ -579,7 +581,9 @@ def test_corrupt_checkpoint(saved, damage, match):
     ("h", 0, "h must be positive"),
     ("seed", -1, "seed must be at least 0"),
     ("iters", 0, "iters must be at least 1"),
-    ("hidden_size", "8", "hidden_size must be a positive integer"),
+    ("hidden_size_list", "8", "hidden_size_list must be a non-empty list"),
+    ("hidden_size_list", [8, 0], "hidden_size_list must be a non-empty list"),
+    ("hidden_size_list", 8, "hidden_size_list must be a non-empty list"),
     ("output_size", 3.0, "output_size must be a positive integer"),
     ("weight_init_std", None, "weight_init_std must be a real number"),
     ("dataset", "cifar", "dataset must be one of"),
@@ -687,7 +691,7 @@ def test_cli_end_to_end(tmp_path, capsys, fake_loader):
                        "--data-dir", str(tmp_path / "d")]) == 0
     assert fake_loader == [("fashion", str(tmp_path / "d"))]
     text = capsys.readouterr().out
-    assert "784-8-10 net on fashion (300 train / 100 test)" in text
+    assert "784-8-10 sigmoid net on fashion (300 train / 100 test), sgd (lr 0.5)" in text
     assert "epoch   0.00  iter      1" in text and "epoch   3.00  iter     19" in text
     assert "final accuracy: train" in text and "time per gradient:" in text
     assert sorted(os.listdir(out)) == ["checkpoint.npz", "metrics.csv", "metrics.json",
@@ -773,5 +777,317 @@ def test_progress_bar_and_log(capsys):
     _run(iters=12, progress=True, log=lines.append)
     err = capsys.readouterr().err
     assert "train (incremental)" in err and "loss=" in err and "12/12" in err
-    assert lines[0].startswith("training from iteration 0: 20-8-3 net on custom")
+    assert lines[0].startswith("training from iteration 0: 20-8-3 sigmoid net on custom")
     assert len(lines) == 1 + 2 and "train acc" in lines[-1]
+
+
+# --- networks and optimizers (chapter 6) ---------------------------------------------
+
+DEEP = {"hidden_size_list": [8, 6], "activation": "relu", "weight_init_std": "he",
+        "output_size": 3, "batch_size": 50}
+
+
+def _deep(**kwargs):
+    return train(DATA, **{**DEEP, **kwargs})
+
+
+def test_a_step_is_params_minus_lr_grad():
+    """One SGD step by hand: the seeded start, the first minibatch, p - lr * grad."""
+    (x, t), _ = DATA
+    init, batches = np.random.SeedSequence(4).spawn(2)
+    net = fastgrad.MultiLayerNet(20, [8, 6], 3, activation="relu", weight_init_std="he",
+                                 weight_decay_lambda=0.01, seed=np.random.default_rng(init))
+    pick = np.random.default_rng(batches).integers(0, len(x), size=50)
+    grad = net.gradient(x[pick], t[pick])
+    want = {k: net.params[k] - 0.3 * grad[k] for k in net.params}
+    h = _deep(iters=1, seed=4, lr=0.3, optimizer="sgd", method="backprop",
+              weight_decay_lambda=0.01)
+    assert list(h.params) == ["W1", "b1", "W2", "b2", "W3", "b3"]
+    for k in want:
+        assert h.params[k].tobytes() == want[k].tobytes(), k
+    net.params = want
+    assert h.losses[0] == net.loss(x[pick], t[pick])  # the loss after the update
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"])
+def test_every_optimizer_trains_a_deep_relu_net(name):
+    h = _deep(iters=40, optimizer=name, lr=0.01 if name == "adam" else 0.1)
+    assert h.config["optimizer"] == name and h.config["activation"] == "relu"
+    assert h.losses[-5:].mean() < h.losses[:5].mean()
+
+
+def test_optimizers_share_the_start_and_the_minibatches(monkeypatch):
+    real, seen = methods.METHODS["backprop"].func, []
+
+    def spy(params, x, labels, h, threads, arch):
+        seen[-1].append((x.tobytes(), params["W1"].tobytes() if not seen[-1] else None))
+        return real(params, x, labels, h, threads, arch)
+
+    _swap_gradient(monkeypatch, spy, "backprop")
+    for name in ("sgd", "adam", "rmsprop"):
+        seen.append([])
+        _deep(iters=6, optimizer=name, method="backprop")
+    assert seen[0] == seen[1] == seen[2] and len(seen[0]) == 6
+
+
+def test_default_and_named_learning_rates():
+    # no optimizer named: the chapter-4 loop, SGD with lr 0.1
+    assert _run(iters=1, lr=None).config["lr"] == 0.1
+    assert train(DATA, iters=1, output_size=3, batch_size=50).config["hidden_size_list"] == [50]
+    named = {n: _deep(iters=1, optimizer=n).config for n in ("sgd", "adam", "momentum")}
+    assert named["sgd"]["lr"] == 0.01 and named["adam"]["lr"] == 0.001
+    assert named["adam"]["optimizer_options"] == {"beta1": 0.9, "beta2": 0.999}
+    c = _deep(iters=1, optimizer="momentum", lr=0.05, optimizer_options={"momentum": 0.5}).config
+    assert (c["lr"], c["optimizer_options"]) == (0.05, {"momentum": 0.5})
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "momentum", "rmsprop"])
+@pytest.mark.parametrize("stop", [1, 13])
+def test_resume_with_optimizer_state_is_bitwise(tmp_path, optimizer, stop):
+    kwargs = {"optimizer": optimizer, "seed": 2, "weight_decay_lambda": 0.001}
+    full = _deep(iters=30, **kwargs)
+    path = tmp_path / "c.npz"
+    _deep(iters=stop, checkpoint=path, **kwargs)
+    saved = checkpoint.load(path)
+    assert saved.optimizer_state.iter == stop
+    slots = {"adam": {"m", "v"}, "momentum": {"v"}, "rmsprop": {"h"}}[optimizer]
+    assert set(saved.optimizer_state.slots) == slots
+    # the state is not zero any more: a resume that dropped it would differ
+    assert all(np.any(v["W1"]) for v in saved.optimizer_state.slots.values())
+    rest = train(DATA, iters=30, checkpoint=path, resume=True)
+    assert rest.config["optimizer"] == optimizer and rest.start_iteration == stop
+    _same(full, rest)
+
+
+def test_ctrl_c_keeps_the_optimizer_state_of_the_last_whole_step(tmp_path, monkeypatch):
+    path = tmp_path / "c.npz"
+    real, calls = methods.METHODS[methods.DEFAULT_METHOD].func, []
+
+    def fake(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1 + 8:  # warm-up, 7 steps, then Ctrl-C inside step 8
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    _swap_gradient(monkeypatch, fake)
+    with pytest.raises(TrainingInterrupted):
+        _deep(iters=20, optimizer="adam", checkpoint=path)
+    assert checkpoint.load(path).optimizer_state.iter == 7
+    _swap_gradient(monkeypatch, real)
+    _same(_deep(iters=20, optimizer="adam"), train(DATA, checkpoint=path, resume=True))
+
+
+@pytest.fixture
+def saved_adam(tmp_path):
+    path = tmp_path / "adam.npz"
+    _deep(iters=5, optimizer="adam", checkpoint=path)
+    return path
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"optimizer": "sgd"}, "optimizer='sgd' differs from the checkpoint's optimizer='adam'"),
+    ({"lr": 0.01}, "lr=0.01 differs from the checkpoint's lr=0.001"),
+    ({"optimizer_options": {"beta1": 0.8}}, "beta1=0.8 differs"),
+    ({"optimizer_options": {"momentum": 0.8}}, "adam takes lr, beta1, beta2, not momentum"),
+    ({"hidden_size_list": [8, 7]}, r"hidden_size_list=\[8, 7\] differs"),
+    ({"hidden_size": 8}, r"hidden_size_list=\[8\] differs"),
+    ({"activation": "sigmoid"}, "activation='sigmoid' differs"),
+    ({"weight_decay_lambda": 0.1}, "weight_decay_lambda=0.1 differs"),
+    ({"weight_init_std": "xavier"}, "weight_init_std='xavier' differs"),
+])
+def test_resume_refuses_another_network_or_optimizer(saved_adam, kwargs, match):
+    before = _bytes_and_listing(saved_adam)
+    with pytest.raises(ValueError, match=match):
+        train(DATA, iters=10, checkpoint=saved_adam, resume=True, **kwargs)
+    assert _bytes_and_listing(saved_adam) == before
+
+
+def test_resume_of_a_chapter4_checkpoint_refuses_adam(saved):
+    with pytest.raises(ValueError, match="optimizer='adam' differs from the checkpoint's "
+                                         "optimizer='sgd'"):
+        train(DATA, iters=20, checkpoint=saved, resume=True, optimizer="adam")
+
+
+@pytest.mark.parametrize("damage, match", [
+    ("no state", "missing opt_m_W2"),
+    ("nan state", "opt_v_b1 contains NaN"),
+    ("shape", r"opt_m_W1 must be float64 of shape \(20, 8\)"),
+    ("count", "optimizer_iter must equal the iteration 5"),
+    ("optimizer", "config optimizer must be one of"),
+    ("options", "config optimizer_options="),
+    ("lr", "config lr="),
+])
+def test_corrupt_optimizer_state(saved_adam, damage, match):
+    if damage == "no state":
+        _rewrite(saved_adam, drop=("opt_m_W2",))
+    elif damage == "nan state":
+        _rewrite(saved_adam, opt_v_b1=np.full(8, np.nan))
+    elif damage == "shape":
+        _rewrite(saved_adam, opt_m_W1=np.zeros((8, 20)))
+    elif damage == "count":
+        _rewrite(saved_adam, meta=_meta(saved_adam, optimizer_iter=4))
+    else:
+        with np.load(saved_adam, allow_pickle=False) as z:
+            config = json.loads(str(z["meta"]))["config"]
+        config.update({"optimizer": {"optimizer": "adamw"},
+                       "options": {"optimizer_options": {"beta1": 2.0}},
+                       "lr": {"lr": -1}}[damage])
+        _rewrite(saved_adam, meta=_meta(saved_adam, config=config))
+    with pytest.raises(CheckpointError, match=match):
+        train(DATA, iters=10, checkpoint=saved_adam, resume=True)
+
+
+def test_format1_checkpoints_still_resume(tmp_path):
+    """A chapter-4 checkpoint written before the optimizers (format 1) resumes bitwise."""
+    path = tmp_path / "old.npz"
+    _run(iters=9, checkpoint=path)
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+    config = meta["config"]
+    for key in ("activation", "weight_decay_lambda", "optimizer", "optimizer_options"):
+        del config[key]
+    config["hidden_size"] = config.pop("hidden_size_list")[0]
+    del meta["optimizer_iter"]
+    _rewrite(path, format=np.array(1), meta=np.array(json.dumps(meta)))
+    assert checkpoint.load(path).config["hidden_size_list"] == [8]
+    _same(_run(iters=25), train(DATA, iters=25, checkpoint=path, resume=True))
+    assert checkpoint.load(path).iteration == 25  # rewritten in today's format
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    ({"optimizer": "adamw"}, ValueError, "unknown optimizer 'adamw'"),
+    ({"optimizer": None, "optimizer_options": {"momentum": 0.9}}, ValueError,
+     "sgd takes lr, not momentum"),
+    ({"optimizer": "momentum", "optimizer_options": {"momentum": 1.0}}, ValueError,
+     r"momentum must be in \[0, 1\)"),
+    ({"optimizer": "adam", "optimizer_options": {"lr": 0.1}}, ValueError, "give the learning"),
+    ({"optimizer": "adam", "optimizer_options": [0.9]}, TypeError, "optimizer_options must"),
+    ({"hidden_size_list": []}, ValueError, "hidden_size_list must not be empty"),
+    ({"hidden_size_list": [8, 0]}, ValueError, r"hidden_size_list\[1\] must be at least 1"),
+    ({"hidden_size_list": [8, 2.5]}, TypeError, r"hidden_size_list\[1\] must be an integer"),
+    ({"hidden_size_list": 8}, TypeError, "hidden_size_list must be a list"),
+    ({"hidden_size": 8}, ValueError, "hidden_size or hidden_size_list, not both"),
+    ({"activation": "tanh"}, ValueError, "activation must be one of"),
+    ({"weight_init_std": "glorot"}, ValueError, "weight_init_std must be a number or one of"),
+    ({"weight_init_std": -1.0}, ValueError, "weight_init_std must be >= 0"),
+    ({"weight_decay_lambda": -0.1}, ValueError, "weight_decay_lambda must be finite and >= 0"),
+    ({"weight_decay_lambda": math.nan}, ValueError, "weight_decay_lambda"),
+])
+def test_bad_network_and_optimizer_arguments(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        _deep(iters=2, **kwargs)
+
+
+def test_adam_overflow_in_its_state_is_divergence(monkeypatch):
+    real = methods.METHODS["backprop"].func
+
+    def huge(*args):
+        grad = real(*args)
+        grad["W1"][0, 0] = 1e200  # finite, but its square is not
+        return grad
+
+    _swap_gradient(monkeypatch, huge, "backprop")
+    with pytest.raises(TrainingDiverged, match="optimizer state") as info:
+        _deep(iters=5, optimizer="adam", method="backprop")
+    assert info.value.iteration == 1
+
+
+# --- several optimizers on the command line ---------------------------------------
+
+
+def test_cli_compares_optimizers(tmp_path, capsys, fake_loader):
+    out = tmp_path / "cmp"
+    args = ["train", "--dataset", "fashion", "--hidden", "8", "8", "--activation", "relu",
+            "--weight-init", "he", "--batch-size", "50", "--iters", "12", "--no-progress",
+            "--optimizer", "sgd", "momentum", "adagrad", "adam", "--out", str(out)]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "784-8-8-10 relu net on fashion" in text and "== adam ==" in text
+    assert sorted(os.listdir(out)) == ["adagrad", "adam", "momentum", "optimizers.png", "sgd"]
+    assert (out / "optimizers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lrs = {}
+    for name in ("sgd", "momentum", "adagrad", "adam"):
+        assert sorted(os.listdir(out / name)) == ["checkpoint.npz", "metrics.csv",
+                                                  "metrics.json", "params.npz", "training.png"]
+        metrics = json.loads((out / name / "metrics.json").read_text())
+        assert metrics["config"]["optimizer"] == name
+        assert metrics["config"]["hidden_size_list"] == [8, 8]
+        assert 0 <= metrics["summary"]["final_test_acc"] <= 1
+        assert re.search(rf"^{name} +{metrics['summary']['final_test_acc']:.4f}", text, re.M)
+        lrs[name] = metrics["config"]["lr"]
+    assert lrs == {"sgd": 0.01, "momentum": 0.01, "adagrad": 0.01, "adam": 0.001}
+
+    # resume all of them, further: equal to running that far at once
+    assert main(["train", "--out", str(out), "--resume", "--iters", "20", "--no-progress",
+                 "--optimizer", "sgd", "adam"]) == 0
+    once = tmp_path / "once"
+    assert main(args[:-7] + ["--iters", "20", "--optimizer", "sgd", "adam", "--out",
+                              str(once)]) == 0
+    for name in ("sgd", "adam"):
+        assert ((out / name / "params.npz").read_bytes()
+                == (once / name / "params.npz").read_bytes())
+
+
+def test_cli_lr_overrides_every_optimizer(tmp_path, capsys, fake_loader):
+    assert main(CLI + ["--iters", "2", "--optimizer", "momentum", "rmsprop", "--lr", "0.02",
+                       "--out", str(tmp_path / "o")]) == 0
+    for name in ("momentum", "rmsprop"):
+        config = json.loads((tmp_path / "o" / name / "metrics.json").read_text())["config"]
+        assert config["lr"] == 0.02 and config["optimizer"] == name
+
+
+def test_cli_one_named_optimizer_writes_into_out(tmp_path, capsys, fake_loader):
+    assert main(CLI + ["--iters", "2", "--optimizer", "adam", "--out", str(tmp_path / "o")]) == 0
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["config"]["optimizer"] \
+        == "adam"
+
+
+def test_cli_divergence_of_one_optimizer_keeps_the_others(tmp_path, capsys, fake_loader):
+    out = tmp_path / "o"
+    assert main(CLI + ["--iters", "3", "--lr", "1e308", "--method", "backprop", "--optimizer",
+                       "sgd", "adam", "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    # Adam's first step is lr in size: 1e308 overflows at once; SGD's is lr * grad
+    assert "diverged" in captured.err and re.search(r"^adam +diverged", captured.out, re.M)
+    assert (out / "sgd" / "metrics.json").exists() and (out / "optimizers.png").exists()
+    assert not (out / "adam" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--optimizer", "adamw"], "unknown optimizer 'adamw'"),
+    (["--optimizer", "sgd", "SGD"], "names an optimizer twice"),
+    (["--optimizer", "sgd", "adam", "--resume", "x.npz"], "give --resume without a path"),
+    (["--activation", "tanh"], "activation must be one of"),
+    (["--weight-init", "glorot"], "weight_init_std must be a number or one of"),
+    (["--weight-decay", "-1"], "weight_decay_lambda must be finite and >= 0"),
+    (["--hidden", "8", "0"], r"hidden_size_list[1] must be at least 1"),
+    (["--optimizer", "momentum", "--lr", "0"], "lr must be positive"),
+])
+def test_cli_bad_network_and_optimizer_arguments(capsys, fake_loader, args, match):
+    assert main(CLI + args) == 2
+    assert match in capsys.readouterr().err
+
+
+def test_cli_ctrl_c_among_several_optimizers_then_resume(tmp_path, capsys, fake_loader,
+                                                        monkeypatch):
+    out = tmp_path / "o"
+    real, calls = methods.METHODS[methods.DEFAULT_METHOD].func, []
+
+    def interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == (1 + 6) + (1 + 3):  # sgd's warm-up and 6 steps, adam's 3rd step
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    _swap_gradient(monkeypatch, interrupt)
+    args = CLI + ["--iters", "6", "--optimizer", "sgd", "adam", "rmsprop", "--out", str(out)]
+    assert main(args) == 130
+    assert "same command and --resume" in capsys.readouterr().err
+    assert sorted(os.listdir(out)) == ["adam", "sgd"]
+    assert checkpoint.load(out / "adam" / "checkpoint.npz").iteration == 2
+    _swap_gradient(monkeypatch, real)
+    assert main(args + ["--resume"]) == 0
+    assert main(args[:-1] + [str(tmp_path / "once")]) == 0
+    for name in ("sgd", "adam", "rmsprop"):
+        assert ((out / name / "params.npz").read_bytes()
+                == (tmp_path / "once" / name / "params.npz").read_bytes()), name

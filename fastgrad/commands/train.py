@@ -1,4 +1,4 @@
-"""``fastgrad train``: the book's SGD training run, with checkpoints and plots."""
+"""``fastgrad train``: the book's training runs (chapters 4 and 6), with checkpoints and plots."""
 
 from __future__ import annotations
 
@@ -6,23 +6,48 @@ import sys
 from pathlib import Path
 
 DATASETS = ("mnist", "fashion")  # fastgrad.data.DATASETS, without importing it at start-up
+# fastgrad.optimizers.OPTIMIZERS, likewise
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 CHECKPOINT = "checkpoint.npz"
+COMPARISON = "optimizers.png"
 DEFAULT_CHECKPOINT_EVERY = 1000
+
+
+def _weight_init(text):
+    try:
+        return float(text)
+    except ValueError:
+        return text  # a name (he, xavier, ...): train() checks it
 
 
 def register(subparsers):
     """Add the ``train`` subcommand to ``subparsers``."""
     p = subparsers.add_parser(
-        "train", help="train the TwoLayerNet by minibatch SGD (book chapter 4)",
-        description="Train the TwoLayerNet by minibatch SGD as in the book's "
-                    "train_neuralnet.py. Options left out take the book's values (784-50-10, "
-                    "10000 iterations, batch 100, lr 0.1) or, with --resume, the checkpoint's.")
+        "train", help="train a network by minibatches (book chapters 4 and 6)",
+        description="Train a fully connected network by minibatches as in the book's "
+                    "train_neuralnet.py (chapter 4) and optimizer_compare_mnist.py (chapter 6). "
+                    "Options left out take the chapter-4 values (784-50-10 sigmoid, std 0.01, "
+                    "SGD lr 0.1, batch 100, 10000 iterations) or, with --resume, the "
+                    "checkpoint's. A named --optimizer takes the book's default learning rate "
+                    "(sgd/momentum/nesterov/adagrad/rmsprop 0.01, adam 0.001) unless --lr.")
     p.add_argument("--iters", type=int, metavar="N",
-                   help="total SGD iterations (default 10000; resuming: the checkpoint's target)")
+                   help="total iterations (default 10000; resuming: the checkpoint's target)")
     p.add_argument("--batch-size", type=int, metavar="N", help="minibatch size (default 100)")
-    p.add_argument("--lr", type=float, help="learning rate (default 0.1)")
-    p.add_argument("--hidden", type=int, metavar="N", dest="hidden_size",
-                   help="hidden units (default 50)")
+    p.add_argument("--hidden", type=int, nargs="+", metavar="N", dest="hidden_size_list",
+                   help="hidden layer widths, e.g. --hidden 100 100 100 100 (default 50)")
+    p.add_argument("--activation", metavar="NAME",
+                   help="hidden activation: sigmoid (default) or relu")
+    p.add_argument("--weight-init", type=_weight_init, metavar="STD|NAME",
+                   dest="weight_init_std",
+                   help="initial weight std, or he/relu (sqrt(2/fan_in)) or xavier/sigmoid "
+                        "(sqrt(1/fan_in)) (default 0.01)")
+    p.add_argument("--weight-decay", type=float, metavar="LAMBDA", dest="weight_decay_lambda",
+                   help="L2 weight decay lambda (default 0)")
+    p.add_argument("--optimizer", nargs="+", metavar="NAME",
+                   help=f"one or more of {', '.join(OPTIMIZERS)} (default sgd, lr 0.1); "
+                        "several run one after the other on the same seed and minibatches, "
+                        f"each into --out/NAME/, with a comparison plot --out/{COMPARISON}")
+    p.add_argument("--lr", type=float, help="learning rate (default: see above)")
     p.add_argument("--method", metavar="NAME",
                    help="gradient: incremental (default), jit, reference (very slow) or backprop")
     p.add_argument("--threads", type=int, metavar="N",
@@ -39,7 +64,7 @@ def register(subparsers):
                         "with --out); always on Ctrl-C and at the end")
     p.add_argument("--resume", nargs="?", const=True, metavar="CHECKPOINT",
                    help=f"continue a stopped run: from CHECKPOINT, or --out/{CHECKPOINT} "
-                        "when given without a value")
+                        f"(--out/NAME/{CHECKPOINT} for several optimizers) without a value")
     p.add_argument("--overwrite", action="store_true",
                    help=f"start afresh even if --out already holds a {CHECKPOINT}")
     p.add_argument("--eval-every", type=int, metavar="N",
@@ -49,9 +74,20 @@ def register(subparsers):
     p.set_defaults(func=run)
 
 
-def _paths(args):
+def _names(args):
+    """The optimizers to run: ``[None]`` (chapter 4's SGD) when none is named."""
+    names = args.optimizer or [None]
+    lowered = [n.lower() if n is not None else None for n in names]
+    if len(set(lowered)) != len(lowered):
+        raise ValueError(f"--optimizer names an optimizer twice: {' '.join(names)}")
+    if len(names) > 1 and args.resume not in (None, True):
+        raise ValueError("several optimizers resume from --out/NAME/: give --resume "
+                         "without a path")
+    return names
+
+
+def _paths(args, out):
     """The checkpoint to write and the one to resume from."""
-    out = Path(args.out) if args.out else None
     resume = args.resume
     if resume is True:
         if out is None:
@@ -65,7 +101,46 @@ def _paths(args):
         every = DEFAULT_CHECKPOINT_EVERY
     if every is not None and checkpoint is None:
         raise ValueError("--checkpoint-every needs --out")
-    return out, checkpoint, resume, every
+    return checkpoint, resume, every
+
+
+def _train_one(args, name, out, log, several):
+    from fastgrad.training import train
+
+    checkpoint, resume, every = _paths(args, out)
+    if several and args.resume is True and not resume.exists():
+        resume = None  # stopped before this optimizer began: it starts now, with the flags
+    return train(
+        dataset=args.dataset, data_dir=args.data_dir, iters=args.iters,
+        batch_size=args.batch_size, lr=args.lr, hidden_size_list=args.hidden_size_list,
+        activation=args.activation, weight_init_std=args.weight_init_std,
+        weight_decay_lambda=args.weight_decay_lambda, optimizer=name, method=args.method,
+        seed=args.seed, threads=args.threads, eval_every=args.eval_every,
+        checkpoint=checkpoint, checkpoint_every=every, resume=resume,
+        overwrite=args.overwrite, progress=args.progress, log=log)
+
+
+def _summary(history):
+    timing, config = history.timing, history.config
+    print(f"done: {history.iterations} iterations; training loop {timing['wall_time']:.1f} s "
+          f"(gradients {timing['grad_time']:.1f} s, accuracy {timing['eval_time']:.1f} s, "
+          f"kernel load {timing['warmup_time']:.1f} s)")
+    print(f"time per gradient: {history.time_per_gradient * 1e3:.3f} ms "
+          f"({config['method']}, {timing['threads']} threads, batch {config['batch_size']})")
+    print(f"final accuracy: train {history.final_train_acc:.4f}, "
+          f"test {history.final_test_acc:.4f}")
+
+
+def _write(history, out, plots):
+    written = history.save(out)
+    try:
+        written.append(plots.plot_history(history, out / "training.png"))
+    except ImportError as exc:
+        print(f"plot skipped: matplotlib is not available ({exc}); "
+              "install it with: pip install 'fastgrad[plot]'")
+    if (out / CHECKPOINT).exists():
+        written.append(out / CHECKPOINT)
+    return written
 
 
 def run(args) -> int:
@@ -75,46 +150,49 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from fastgrad import plots
-    from fastgrad.training import TrainingDiverged, TrainingInterrupted, train
+    from fastgrad.training import TrainingDiverged, TrainingInterrupted
 
-    out, checkpoint, resume, every = _paths(args)
-    try:
-        history = train(
-            dataset=args.dataset, data_dir=args.data_dir, iters=args.iters,
-            batch_size=args.batch_size, lr=args.lr, hidden_size=args.hidden_size,
-            method=args.method, seed=args.seed, threads=args.threads,
-            eval_every=args.eval_every, checkpoint=checkpoint, checkpoint_every=every,
-            resume=resume, overwrite=args.overwrite, progress=args.progress, log=tqdm.write)
-    except TrainingInterrupted as exc:
-        print(f"fastgrad train: {exc}", file=sys.stderr)
-        if exc.checkpoint is not None:
-            again = f"--out {out} --resume" if out else f"--resume {exc.checkpoint}"
-            print(f"continue with: fastgrad train {again}", file=sys.stderr)
-        return 130
-    except TrainingDiverged as exc:
-        print(f"fastgrad train: error: {exc}", file=sys.stderr)
-        if checkpoint is not None and checkpoint.exists():
-            print(f"the last good checkpoint is {checkpoint}", file=sys.stderr)
-        return 1
-
-    timing = history.timing
-    print(f"done: {history.iterations} iterations; training loop {timing['wall_time']:.1f} s "
-          f"(gradients {timing['grad_time']:.1f} s, accuracy {timing['eval_time']:.1f} s, "
-          f"kernel load {timing['warmup_time']:.1f} s)")
-    print(f"time per gradient: {history.time_per_gradient * 1e3:.3f} ms "
-          f"({history.config['method']}, {timing['threads']} threads, "
-          f"batch {history.config['batch_size']})")
-    print(f"final accuracy: train {history.final_train_acc:.4f}, "
-          f"test {history.final_test_acc:.4f}")
-    if out is None:
-        return 0
-    written = history.save(out)
-    try:
-        written.append(plots.plot_history(history, out / "training.png"))
-    except ImportError as exc:
-        print(f"plot skipped: matplotlib is not available ({exc}); "
-              "install it with: pip install 'fastgrad[plot]'")
-    if checkpoint is not None:
-        written.append(checkpoint)
-    print(f"wrote {', '.join(str(p) for p in written)}")
-    return 0
+    names = _names(args)
+    out = Path(args.out) if args.out else None
+    several = len(names) > 1
+    histories, failed = {}, []
+    for name in names:
+        run_out = out / name.lower() if several and out else out
+        if several:
+            print(f"== {name} ==")
+        try:
+            history = _train_one(args, name, run_out, tqdm.write, several)
+        except TrainingInterrupted as exc:
+            print(f"fastgrad train: {exc}", file=sys.stderr)
+            if exc.checkpoint is not None and several:
+                print("continue with the same command and --resume: the optimizers with a "
+                      f"checkpoint in {out}/NAME/ resume, the others start", file=sys.stderr)
+            elif exc.checkpoint is not None:
+                again = f"--out {out} --resume" if out else f"--resume {exc.checkpoint}"
+                print(f"continue with: fastgrad train {again}", file=sys.stderr)
+            return 130
+        except TrainingDiverged as exc:
+            print(f"fastgrad train: error: {exc}", file=sys.stderr)
+            last = run_out / CHECKPOINT if run_out else None
+            if last is not None and last.exists():
+                print(f"the last good checkpoint is {last}", file=sys.stderr)
+            failed.append(name)
+            continue
+        _summary(history)
+        histories[history.config["optimizer"]] = history
+        if run_out is not None:
+            written = _write(history, run_out, plots)
+            print(f"wrote {', '.join(str(p) for p in written)}")
+    if several:
+        print("optimizer  final test acc  training loop")
+        for name, history in histories.items():
+            print(f"{name:<10} {history.final_test_acc:14.4f}  "
+                  f"{history.timing['wall_time']:11.1f} s")
+        for name in failed:
+            print(f"{name:<10} {'diverged':>14}")
+        if out is not None and histories:
+            try:
+                print(f"wrote {plots.plot_comparison(histories, out / COMPARISON)}")
+            except ImportError as exc:
+                print(f"comparison plot skipped: matplotlib is not available ({exc})")
+    return 1 if failed else 0

@@ -1,0 +1,329 @@
+"""The step-size study of chapter 4: how the central difference's error depends on h.
+
+For every step ``h`` on a log grid the numerical gradient is compared with the
+exact analytic gradient of the same loss (backprop of ``-log(y[t] + 1e-7)``,
+:func:`fastgrad.reference.backprop_gradient` with ``exact=True``). Large ``h``:
+the truncation error, ``O(h^2)`` (slope 2 on a log-log plot). Small ``h``:
+rounding, ``O(eps |f| / h)`` (slope -1), until ``x + h`` rounds back to ``x``
+and the difference is zero. Three curves on the network:
+
+- ``reference``: the book's loop in float64 on a seeded sample of parameters;
+- ``incremental``: fastgrad's default method on every parameter;
+- ``float32``: the book's loop with float32 parameters and inputs, evaluated
+  in float32 as the book's code would be, on the same sample: rounding comes
+  in ~1e9 times sooner.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from fastgrad import generic, inputs, reference
+from fastgrad.methods import METHODS
+
+#: 1e-1 .. 1e-12, three steps per decade.
+DEFAULT_STEPS = tuple(float(h) for h in np.logspace(-1, -12, 34))
+#: Parameters of the network sampled for the reference loops.
+DEFAULT_SAMPLE = 96
+
+
+def fit_slope(steps, errors):
+    """Least-squares slope of ``log10(error)`` against ``log10(h)``; None if < 2 usable points."""
+    steps, errors = np.asarray(steps, dtype=float), np.asarray(errors, dtype=float)
+    keep = (errors > 0) & np.isfinite(errors)
+    if keep.sum() < 2:
+        return None
+    return float(np.polyfit(np.log10(steps[keep]), np.log10(errors[keep]), 1)[0])
+
+
+@dataclass
+class Curve:
+    """Max abs error of one way of computing the central difference, per step."""
+
+    name: str
+    label: str
+    steps: np.ndarray
+    errors: np.ndarray
+    n_checked: int  # gradient entries compared at each step
+
+    @property
+    def best(self):
+        """Index of the step with the smallest error."""
+        return int(np.argmin(self.errors))
+
+    @property
+    def best_h(self):
+        return float(self.steps[self.best])
+
+    @property
+    def best_error(self):
+        return float(self.errors[self.best])
+
+    def truncation_side(self):
+        """Steps at least 10x the best one, where the h^2 term dominates."""
+        return self.steps >= 10 * self.best_h
+
+    def rounding_side(self):
+        """Steps 10x to 1000x below the best one, where rounding dominates."""
+        return (self.steps <= self.best_h / 10) & (self.steps >= self.best_h / 1000)
+
+    @property
+    def truncation_slope(self):
+        side = self.truncation_side()
+        return fit_slope(self.steps[side], self.errors[side])
+
+    @property
+    def rounding_slope(self):
+        side = self.rounding_side()
+        return fit_slope(self.steps[side], self.errors[side])
+
+    def as_dict(self):
+        return {"name": self.name, "label": self.label, "n_checked": self.n_checked,
+                "steps": self.steps.tolist(), "errors": self.errors.tolist(),
+                "best_h": self.best_h, "best_error": self.best_error,
+                "truncation_slope": self.truncation_slope,
+                "rounding_slope": self.rounding_slope}
+
+
+@dataclass
+class StepSweep:
+    """Curves of one study and what they were measured on."""
+
+    curves: list
+    description: str
+    seconds: float
+    extra: dict = field(default_factory=dict)
+
+    def table(self):
+        """The errors as text: one row per step, one column per curve, then a summary."""
+        head = f"{'h':>8}  " + "  ".join(f"{c.name:>12}" for c in self.curves)
+        rows = [head, "-" * len(head)]
+        for i, h in enumerate(self.curves[0].steps):
+            cells = []
+            for c in self.curves:
+                mark = "*" if i == c.best else " "
+                cells.append(f"{c.errors[i]:>11.2e}{mark}")
+            rows.append(f"{h:>8.1e}  " + "  ".join(cells))
+        rows.append("")
+        for c in self.curves:
+            trunc, rnd = c.truncation_slope, c.rounding_slope
+            rows.append(f"{c.name:<12} best h {c.best_h:.1e} (error {c.best_error:.2e}); "
+                        f"slope {_fmt(trunc)} above 10x best h, {_fmt(rnd)} below; "
+                        f"{c.label}")
+        return "\n".join(rows)
+
+    def as_dict(self):
+        return {"description": self.description, "seconds": self.seconds, **self.extra,
+                "curves": [c.as_dict() for c in self.curves]}
+
+
+def _fmt(slope):
+    return "n/a" if slope is None else f"{slope:+.2f}"
+
+
+def check_steps(steps, valid_range=None):
+    """Return the steps as a descending float array (each a valid ``h``)."""
+    if steps is None:
+        steps = DEFAULT_STEPS
+    values = [inputs.check_h(h, valid_range) for h in np.atleast_1d(np.asarray(steps)).tolist()]
+    if len(values) < 2:
+        raise ValueError(f"steps must hold at least 2 step sizes, got {len(values)}")
+    return np.array(sorted(set(values), reverse=True))
+
+
+def function_curve(f, x, grad, steps=None, *, args=(), threads=None, name="f"):
+    """The error curve of :func:`fastgrad.numerical_gradient` on any function.
+
+    ``grad`` is the exact gradient of ``f`` at ``x`` (shaped like ``x``).
+    """
+    steps = check_steps(steps)
+    exact = np.asarray(grad, dtype=np.float64)
+    if exact.shape != np.shape(x):
+        raise ValueError(f"grad must have the shape of x {np.shape(x)}, got {exact.shape}")
+    errors = np.array([np.max(np.abs(generic.numerical_gradient(f, x, h, threads, args)
+                                     - exact)) for h in steps])
+    return Curve(name, "fastgrad.numerical_gradient", steps, errors, exact.size)
+
+
+# --- the network ------------------------------------------------------------------
+
+
+def _arch_kwargs(net):
+    """Keywords for the reference functions and the registry from ``net.arch``, if any."""
+    arch = getattr(net, "arch", None)
+    if arch is None:
+        return {}, {}
+    return ({"activation": arch.activation, "weight_decay": arch.weight_decay},
+            {"arch": arch})
+
+
+def _param_names(params):
+    names = getattr(reference, "param_names", None)
+    return tuple(names(params)) if names is not None else reference.PARAM_NAMES
+
+
+def _sample(params, names, x, sample, seed):
+    """``{name: flat indices}``, about ``sample`` in all, spread evenly over the tensors.
+
+    Rows of the first weight matrix whose pixel is zero in every sample have
+    an exactly zero gradient at any h, so half its picks come from lit rows.
+    """
+    rng = np.random.default_rng(seed)
+    per = max(1, sample // len(names))
+    active = np.flatnonzero(np.any(x != 0.0, axis=0))
+    picks = {}
+    for i, name in enumerate(names):
+        arr = params[name]
+        k = min(per, arr.size)
+        chosen = rng.choice(arr.size, size=k, replace=False)
+        if i == 0 and arr.ndim == 2 and active.size:
+            rows = rng.choice(active, size=k - k // 2)
+            chosen[k // 2:] = rows * arr.shape[1] + rng.integers(0, arr.shape[1], rows.size)
+        picks[name] = np.unique(chosen)
+    return picks
+
+
+def _sampled_errors(params, x, labels, picks, exact, steps, dtype, ref_kw):
+    """Max abs error of the book's loop at the picked entries, for each step."""
+    work = {name: np.array(params[name], dtype=dtype, copy=True) for name in params}
+    xs = x.astype(dtype)
+
+    def loss(_):
+        return reference.loss(work, xs, labels, **ref_kw)
+
+    errors = np.zeros(len(steps))
+    # one BLAS thread: a 100x784 by 784x50 product is too small to share, and
+    # threads fighting over a busy core made it 30x slower here
+    with threadpool_limits(1, user_api="blas"):
+        for name, idx in picks.items():
+            flat = work[name].reshape(-1)  # a view: perturbing it perturbs the loss
+            want = exact[name].reshape(-1)
+            for p in idx:
+                for i, h in enumerate(steps):
+                    value = reference.numerical_gradient(loss, flat[p:p + 1], h)[0]
+                    errors[i] = max(errors[i], abs(value - want[p]))
+    return errors
+
+
+def step_sweep(net=None, x=None, t=None, *, steps=None, sample=DEFAULT_SAMPLE, seed=0,
+               threads=None, float32=True, source=None):
+    """Error of the network's numerical gradient against the exact one, for each step.
+
+    Parameters
+    ----------
+    net : object with ``.params`` (and optionally ``.arch``), optional
+        Default: the standard seeded 784-50-10 net with its batch (the first
+        100 MNIST test digits when present, else labelled synthetic ones).
+    x, t : array_like
+        The batch, required with ``net``.
+    steps : sequence of float
+        Step sizes in ``[1e-300, 1]``; default 1e-1 .. 1e-12, three per decade.
+    sample : int
+        Parameters checked by the (slow) reference loops, seeded by ``seed``.
+    threads : int, optional
+        Threads of the incremental method.
+    float32 : bool
+        Also run the book's loop in float32.
+    source : str, optional
+        Where the batch came from, for the report.
+
+    Returns
+    -------
+    StepSweep
+    """
+    start = time.perf_counter()
+    if net is None:
+        if x is not None or t is not None:
+            raise ValueError("x and t are given without net: pass the net as well")
+        from fastgrad.workload import standard_workload
+
+        work = standard_workload()
+        net, x, t, source = work.net, work.x, work.t, work.source
+    elif x is None or t is None:
+        raise ValueError("net needs its batch: pass x and t")
+    if not hasattr(net, "params"):
+        raise TypeError(f"net must have .params (a TwoLayerNet or MultiLayerNet), "
+                        f"got {type(net).__name__}")
+    if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or sample < 1:
+        raise ValueError(f"sample must be a positive integer, got {sample!r}")
+    steps = check_steps(steps, inputs.NET_H_RANGE)
+    threads = inputs.check_threads(threads)
+    ref_kw, method_kw = _arch_kwargs(net)
+    params, x, labels = inputs.check_batch(net.params, x, t)
+    names = _param_names(params)
+    exact = reference.backprop_gradient(params, x, labels, exact=True, **ref_kw)
+    picks = _sample(params, names, x, sample, seed)
+    n_sampled = int(sum(p.size for p in picks.values()))
+    curves = [Curve("reference", f"the book's loop, float64, {n_sampled} sampled parameters",
+                    steps, _sampled_errors(params, x, labels, picks, exact, steps, np.float64,
+                                           ref_kw), n_sampled)]
+    incremental = METHODS["incremental"].func
+    errors = []
+    for h in steps:
+        grad = incremental(params, x, labels, h, threads, **method_kw)
+        errors.append(max(float(np.max(np.abs(grad[n] - exact[n]))) for n in names))
+    n_params = int(sum(params[n].size for n in names))
+    curves.append(Curve("incremental", f"fastgrad's incremental method, float64, all "
+                        f"{n_params} parameters", steps, np.array(errors), n_params))
+    if float32:
+        p32 = {n: params[n].astype(np.float32).astype(np.float64) for n in names}
+        x32 = x.astype(np.float32).astype(np.float64)
+        exact32 = reference.backprop_gradient(p32, x32, labels, exact=True, **ref_kw)
+        curves.append(Curve("float32", f"the book's loop with float32 parameters and "
+                            f"inputs, {n_sampled} sampled parameters", steps,
+                            _sampled_errors(p32, x32, labels, picks, exact32, steps, np.float32,
+                                            ref_kw), n_sampled))
+    layers = "-".join(str(params[n].shape[0]) for n in names if params[n].ndim == 2)
+    layers += f"-{params[names[-1]].shape[0]}"
+    description = (f"{layers} net, batch {x.shape[0]}: {source or 'a given batch'}; "
+                   f"error = max |numerical - exact analytic gradient|")
+    return StepSweep(curves, description, time.perf_counter() - start,
+                     {"sample_seed": seed, "threads": threads, "batch": int(x.shape[0]),
+                      "layers": layers})
+
+
+def plot_sweep(sweep, path, *, dpi=120):
+    """Draw the curves on log-log axes into a PNG (matplotlib, the ``plot`` extra).
+
+    Marks each curve's best h, and the truncation (slope 2) and rounding
+    (slope -1) sides of the first curve.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from fastgrad.checkpoint import atomic_write
+
+    fig = Figure(figsize=(7.5, 5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    for c, color in zip(sweep.curves, ("tab:blue", "tab:green", "tab:red", "tab:purple"),
+                        strict=False):
+        shown = np.where(c.errors > 0, c.errors, np.nan)  # log axes cannot show exact zeros
+        ax.loglog(c.steps, shown, "o-", color=color, markersize=3, linewidth=1.2,
+                  label=f"{c.name}: best h {c.best_h:.0e}")
+        ax.loglog([c.best_h], [c.best_error], "*", color=color, markersize=14,
+                  markeredgecolor="black")
+    first = sweep.curves[0]
+    # labels off the curves: below-left of the falling side, above-left of the rising one
+    for side, text, slope, offset in (
+            (first.truncation_side(), "truncation O(h²)", 2, (-30, -90)),
+            (first.rounding_side(), "rounding O(ε/h)", -1, (-40, 40))):
+        errors = first.errors[side]
+        if side.sum() >= 1 and np.any(errors > 0):
+            h0 = float(np.sqrt(first.steps[side].max() * first.steps[side].min()))
+            e0 = float(np.exp(np.mean(np.log(errors[errors > 0]))))
+            ax.annotate(f"{first.name}: {text}\nslope {_fmt(fit_slope(first.steps[side], errors))}"
+                        f" (ideal {slope:+d})", xy=(h0, e0), xytext=offset,
+                        textcoords="offset points", ha="center", fontsize=8,
+                        arrowprops={"arrowstyle": "-", "color": "gray", "linewidth": 0.6})
+    ax.invert_xaxis()  # h shrinks to the right, as one reads the book
+    ax.set(xlabel="step h", ylabel="max |numerical − analytic|")
+    fig.suptitle("central difference error vs step size")
+    ax.set_title(sweep.description, fontsize=7, color="gray")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower left", fontsize=8)
+    return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=dpi))

@@ -1,0 +1,219 @@
+"""``train``: set a run up (fresh or resumed) and hand it to the loop."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fastgrad import checkpoint as ckpt_io
+from fastgrad import data as data_io
+from fastgrad import inputs, methods
+from fastgrad.arch import Arch
+from fastgrad.checkpoint import History
+from fastgrad.network import MultiLayerNet
+from fastgrad.training import settings
+from fastgrad.training.commit import Committed, Record
+from fastgrad.training.datasets import check_data, fingerprint
+from fastgrad.training.loop import Loop
+from fastgrad.training.schedule import EvalSchedule
+
+
+def _path(value, name):
+    try:
+        return Path(os.fspath(value))
+    except TypeError:
+        raise TypeError(f"{name} must be a path, got {type(value).__name__}") from None
+
+
+def _paths(checkpoint, checkpoint_every, resume):
+    checkpoint_every = settings.optional(settings.integer("checkpoint_every"))(
+        checkpoint_every)
+    checkpoint = None if checkpoint is None else _path(checkpoint, "checkpoint")
+    if checkpoint_every is not None and checkpoint is None:
+        raise ValueError("checkpoint_every needs a checkpoint path")
+    if resume is True:
+        if checkpoint is None:
+            raise ValueError("resume=True needs a checkpoint path")
+        resume = checkpoint
+    elif resume is False:
+        resume = None
+    resume = None if resume is None else _path(resume, "resume")
+    return checkpoint, checkpoint_every, resume
+
+
+def _check_target(checkpoint, resume, overwrite):
+    if checkpoint is None:
+        return
+    if checkpoint.is_dir():
+        raise IsADirectoryError(f"checkpoint: {checkpoint} is a directory")
+    same = resume is not None and checkpoint.exists() and os.path.samefile(resume, checkpoint)
+    if checkpoint.exists() and not (same or overwrite):
+        raise FileExistsError(f"checkpoint: {checkpoint} already exists; resume it or "
+                              f"allow overwriting it")
+
+
+def _describe(config, n_train, n_test):
+    sizes = [config["input_size"], *config["hidden_size_list"], config["output_size"]]
+    hyper = ", ".join(f"{k} {v:g}" for k, v in {"lr": config["lr"],
+                                                 **config["optimizer_options"]}.items())
+    decay = config["weight_decay_lambda"]
+    return (f"{'-'.join(map(str, sizes))} {config['activation']} net on {config['dataset']} "
+            f"({n_train} train / {n_test} test), {config['optimizer']} ({hyper})"
+            f"{f', weight decay {decay:g}' if decay else ''}")
+
+
+def train(data=None, *, dataset=None, data_dir=None, iters=None, batch_size=None, lr=None,
+          hidden_size=None, hidden_size_list=None, output_size=None, activation=None,
+          weight_init_std=None, weight_decay_lambda=None, optimizer=None,
+          optimizer_options=None, method=None, seed=None, threads=None, eval_every=None,
+          h=None, checkpoint=None, checkpoint_every=None, resume=None, overwrite=False,
+          progress=False, log=None, callback=None) -> History:
+    """Train a fully connected net by minibatches, as in the book's chapters 4 and 6.
+
+    Settings left ``None`` take the checkpoint's value when resuming, else the
+    book's chapter-4 run (:data:`~fastgrad.training.settings.DEFAULTS`: 784-50-10
+    sigmoid, std 0.01, SGD with lr 0.1, batch 100, 10,000 iterations).
+
+    Parameters
+    ----------
+    data : ((x_train, t_train), (x_test, t_test)), optional
+        Arrays to train on (integer or one-hot labels); else ``dataset`` is loaded.
+    dataset : {'mnist', 'fashion'}
+        Loaded with :func:`fastgrad.data.load_mnist` from ``data_dir``.
+    iters : int
+        Total steps (a resumed run continues up to this count).
+    batch_size, output_size, h
+        Minibatch size, number of classes, finite-difference step.
+    hidden_size : int
+        One hidden layer of this width (chapter 4's ``TwoLayerNet``); or
+    hidden_size_list : list of int
+        The hidden widths of a ``MultiLayerNet`` (chapter 6), e.g. ``[100] * 4``.
+    activation : {'sigmoid', 'relu'}
+    weight_init_std : float or {'relu', 'he', 'sigmoid', 'xavier'}
+        Initial weight scale, or He / Xavier by name.
+    weight_decay_lambda : float
+        L2 strength; the loss adds ``0.5 * lambda * sum(W ** 2)``.
+    optimizer : {'sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam'}
+        The book's optimizers (:mod:`fastgrad.optimizers`).
+    lr : float
+        Learning rate; default the optimizer's book default, or 0.1 when
+        ``optimizer`` is not given either (chapter 4).
+    optimizer_options : dict, optional
+        Other hyper-parameters, e.g. ``{'momentum': 0.95}``.
+    method : {'incremental', 'jit', 'reference', 'backprop'}
+        Gradient method (see :data:`fastgrad.methods.METHODS`).
+    seed : int
+        Seeds the weights and the minibatch draws (default 0): same seed, same
+        initial weights and minibatches, whatever the optimizer.
+    threads : int, optional
+        Numba threads; results are bitwise the same for any value.
+    eval_every : int, optional
+        Measure accuracies every this many steps instead of once per epoch.
+    checkpoint : path, optional
+        Checkpoint file, written atomically every ``checkpoint_every`` steps, on
+        Ctrl-C and at the end. An existing file is refused unless it is the one
+        resumed or ``overwrite`` is true.
+    resume : path or True, optional
+        Checkpoint to continue from (True: ``checkpoint``); it must be of the
+        same network, optimizer and configuration.
+    progress : bool
+        Show a tqdm bar with ETA and the current loss.
+    log : callable, optional
+        Receives human-readable lines (start, each epoch's accuracies).
+    callback : callable, optional
+        Called with a :class:`Step` after every committed step.
+
+    Returns
+    -------
+    History
+
+    Raises
+    ------
+    fastgrad.checkpoint.CheckpointError
+        The checkpoint to resume is unreadable, or a value in it is invalid.
+    TrainingDiverged
+        NaN/Inf loss or parameters; nothing of the bad step is kept or saved.
+    TrainingInterrupted
+        Ctrl-C (the first one lets the current step finish); the last completed
+        step was saved to ``checkpoint`` if given.
+    """
+    if hidden_size is not None:
+        if hidden_size_list is not None:
+            raise ValueError("give hidden_size or hidden_size_list, not both")
+        hidden_size_list = [settings.integer("hidden_size")(hidden_size)]
+    given = {"iters": iters, "batch_size": batch_size, "lr": lr,
+             "hidden_size_list": hidden_size_list, "output_size": output_size,
+             "activation": activation, "weight_init_std": weight_init_std,
+             "weight_decay_lambda": weight_decay_lambda, "optimizer": optimizer,
+             "optimizer_options": optimizer_options, "method": method, "h": h, "seed": seed,
+             "dataset": dataset, "eval_every": eval_every}
+    threads = inputs.check_threads(threads)
+    for name, fn in (("log", log), ("callback", callback)):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+    checkpoint, checkpoint_every, resume = _paths(checkpoint, checkpoint_every, resume)
+    ckpt = ckpt_io.load(resume) if resume is not None else None
+
+    if data is not None:
+        if dataset not in (None, "custom"):
+            raise ValueError("give data or dataset, not both")
+        given["dataset"] = "custom"
+    config, opt = settings.resolve(given, ckpt, resume)
+    if data is None and config["dataset"] == "custom":
+        raise ValueError("dataset: 'custom' (the checkpoint's) means arrays: pass them as data")
+    if data is None:
+        data = data_io.load_mnist(dataset=config["dataset"], data_dir=data_dir,
+                                  progress=progress)
+    arrays = check_data(data, config["output_size"])
+    n_train = len(arrays[0])
+    config["input_size"] = arrays[0].shape[1]
+    config["data_sha256"] = fingerprint(arrays)
+    if config["batch_size"] > n_train:
+        raise ValueError(f"batch_size={config['batch_size']} is larger than the training set "
+                         f"({n_train} samples)")
+    if ckpt is not None:
+        for name, what in (("input_size", "features"), ("data_sha256", "data")):
+            if config[name] != ckpt.config[name]:
+                raise ValueError(f"data: its {what} ({config[name]}) differ from the "
+                                 f"checkpoint's ({ckpt.config[name]})")
+        if config["iters"] < ckpt.iteration:
+            raise ValueError(f"iters={config['iters']} is below the checkpoint's iteration "
+                             f"{ckpt.iteration}")
+    _check_target(checkpoint, resume, overwrite)
+
+    arch = Arch(config["activation"], config["weight_decay_lambda"])
+    if ckpt is None:
+        # one stream for the weights, one for the minibatches: the same seed gives the same
+        # start and the same minibatch sequence whatever the optimizer
+        init, batches = np.random.SeedSequence(config["seed"]).spawn(2)
+        net = MultiLayerNet(config["input_size"], config["hidden_size_list"],
+                            config["output_size"], activation=arch.activation,
+                            weight_init_std=config["weight_init_std"],
+                            weight_decay_lambda=arch.weight_decay,
+                            seed=np.random.default_rng(init))
+        params, rng = net.params, np.random.default_rng(batches)
+        record = Record(config)
+        opt_state = opt.init_state(params)
+    else:
+        params, rng = ckpt.params, np.random.default_rng()
+        rng.bit_generator.state = ckpt.rng_state
+        record = Record(config, ckpt.losses.tolist(), ckpt.epochs, ckpt.timing, ckpt.iteration)
+        opt_state = ckpt.optimizer_state
+    record.timing["threads"] = threads
+    schedule = EvalSchedule(n_train, config["batch_size"], config["eval_every"])
+    if log is not None:
+        start = record.start
+        log(f"{'resuming ' + str(resume) + ' at' if ckpt else 'training from'} iteration "
+            f"{start}: {_describe(config, n_train, len(arrays[2]))}, "
+            f"{config['method']} gradient, {threads} threads, batch {config['batch_size']}, "
+            f"seed {config['seed']}, {config['iters']} iterations "
+            f"({schedule.per_epoch:g} per epoch)")
+    loop = Loop(methods.METHODS[config["method"]], arch, opt, arrays, schedule,
+                config["batch_size"], config["h"], threads, config["iters"])
+    state = Committed(record.start, inputs.check_params(params), opt_state,
+                      rng.bit_generator.state)
+    return loop.run(state, rng, record, checkpoint=checkpoint,
+                    checkpoint_every=checkpoint_every, progress=progress, log=log,
+                    callback=callback)

@@ -1,0 +1,204 @@
+"""Apply one-line mutations to a copy of the repository and check that the tests fail.
+
+Each mutation is a text substitution in one source file; the tests that should
+catch it are run in a temporary copy of the working tree (tracked and
+untracked, not ignored files) with its own ``NUMBA_CACHE_DIR``, so neither the
+checkout nor its kernel cache is touched. A mutation is *caught* when pytest
+fails; a pattern that no longer matches the source is reported as not
+applicable, so the table stays honest while the code moves on.
+
+Not run in CI (minutes of compiling). Usage::
+
+    python tools/mutate.py                 # every mutation, relevant tests only
+    python tools/mutate.py -k expm1 race   # mutations whose name contains a word
+    python tools/mutate.py --list
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTEST = ["-m", "pytest", "-x", "-q", "-W", "error", "--benchmark-disable", "-p",
+          "no:cacheprovider"]
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple
+    runs: int = 1  # a race must be caught on every run
+
+
+W = ("tests/test_witness.py", "tests/test_methods.py")
+T = ("tests/test_train_update.py",)
+CHECK = ("tests/test_check.py",)
+MUTATIONS = [
+    Mutation("incremental: m2 moment scaled 1/3 instead of 1/2", "fastgrad/kernels/incremental.py",
+             "m2 *= _I2", "m2 *= _I3", W),
+    Mutation("incremental: u^3/6 term of the expm1 series dropped",
+             "fastgrad/kernels/incremental.py",
+             "u * (_I2 + u * (_F3 + u * (_F4", "u * (_I2 + u * (0.0 + u * (_F4", W),
+    Mutation("forward.py: softmax max-shift removed (jit)", "fastgrad/kernels/forward.py",
+             "    total = 0.0\n    for k in range(a2.size):\n",
+             "    m = 0.0\n    total = 0.0\n    for k in range(a2.size):\n", W),
+    Mutation("incremental: softmax max-shift removed (cached forward)",
+             "fastgrad/kernels/incremental.py",
+             "            m = max(m, a2[k])\n        total = 0.0\n",
+             "            m = max(m, a2[k])\n        m = 0.0\n        total = 0.0\n", W),
+    Mutation("incremental: softmax max-shift removed (samples recomputed)",
+             "fastgrad/kernels/incremental.py",
+             "        m = max(m, logits[k] + d * w[k])\n    total = 0.0\n",
+             "        m = max(m, logits[k] + d * w[k])\n    m = 0.0\n    total = 0.0\n", W),
+    Mutation("deep: m2 moment scaled 1/3 instead of 1/2", "fastgrad/kernels/deep.py",
+             "                m2 *= 0.5\n", "                m2 *= 1.0 / 3.0\n", W),
+    Mutation("deep: third sigmoid Taylor coefficient dropped", "fastgrad/kernels/deep.py",
+             "s3 = _F3 * s1 * (1.0 - 6.0 * s * oms)", "s3 = 0.0", W),
+    Mutation("training: step x1.001", "fastgrad/optimizers.py",
+             "return p - self.lr * g, {}", "return p - 1.001 * self.lr * g, {}", T),
+    Mutation("training: loss recorded before the update", "fastgrad/training/loop.py",
+             "loss = float(reference.loss(new, xb, tb, *self.arch))",
+             "loss = float(reference.loss(state.params, xb, tb, *self.arch))", T),
+    Mutation("training: minibatches drawn without replacement", "fastgrad/training/loop.py",
+             "pick = rng.integers(0, len(x_train), size=self.batch_size)",
+             "pick = rng.choice(len(x_train), size=self.batch_size, replace=False)", T),
+    Mutation("training: default lr 0.01", "fastgrad/training/settings.py",
+             "CHAPTER4_LR = 0.1", "CHAPTER4_LR = 0.01", T),
+    Mutation("methods: threads ignored", "fastgrad/methods.py",
+             "numba.set_num_threads(threads)", "numba.set_num_threads(previous)",
+             ("tests/test_threads.py",)),
+    Mutation("check: reference-vs-analytic tolerance infinite", "fastgrad/validate.py",
+             "BACKPROP_TOL = 1e-7", 'BACKPROP_TOL = float("inf")', CHECK),
+    Mutation("check: method-vs-reference tolerance infinite", "fastgrad/validate.py",
+             "DEFAULT_TOL = 1e-9", 'DEFAULT_TOL = float("inf")', CHECK),
+    Mutation("check: --tol ignored", "fastgrad/commands/check.py",
+             "tol=args.tol,", "tol=DEFAULT_TOL,", CHECK),
+    Mutation("check: --backprop-tol ignored", "fastgrad/commands/check.py",
+             "backprop_tol=args.backprop_tol", "backprop_tol=BACKPROP_TOL", CHECK),
+    Mutation("generic: per-chunk copy removed (threads share one array)",
+             "fastgrad/kernels/generic.py", "mine = flat.copy()", "mine = flat",
+             ("tests/test_generic.py::test_threads_never_share_one_array",), runs=10),
+    Mutation("benchreport: regression threshold 1.25 -> 5.0", "fastgrad/benchreport.py",
+             "REGRESSION = 1.25", "REGRESSION = 5.0", ("tests/test_benchmark.py",)),
+    Mutation("data: download timeout removed", "fastgrad/data.py",
+             "stream=True, timeout=TIMEOUT,", "stream=True,", ("tests/test_data.py",)),
+    Mutation("reference: central difference off by 5e-7", "fastgrad/reference.py",
+             "grad[idx] = (fxh1 - fxh2) / (2 * h)", "grad[idx] = (fxh1 - fxh2) / (2 * h) + 5e-7",
+             ("tests/test_reference.py",)),
+    Mutation("reference: off by 5e-7, seen by the benchmarks alone", "fastgrad/reference.py",
+             "grad[idx] = (fxh1 - fxh2) / (2 * h)", "grad[idx] = (fxh1 - fxh2) / (2 * h) + 5e-7",
+             ("bench/bench_peers.py",)),
+]
+
+
+def copy_tree(dest: Path) -> None:
+    """The working tree as git sees it (tracked + untracked, ignored left out)."""
+    files = subprocess.run(["git", "ls-files", "-z", "-c", "-o", "--exclude-standard"],
+                           cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
+    for raw in files:
+        if not raw:
+            continue
+        rel = raw.decode()
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+
+
+def run_tests(work: Path, tests, env, timeout) -> tuple[str, float]:
+    start = time.monotonic()
+    try:
+        proc = subprocess.run([sys.executable, *PYTEST, *tests], cwd=work, env=env,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "timeout", time.monotonic() - start
+    code = {0: "passed", 1: "failed"}.get(proc.returncode, f"error (exit {proc.returncode})")
+    if proc.returncode not in (0, 1):
+        sys.stderr.write(proc.stdout[-2000:] + proc.stderr[-2000:])
+    return code, time.monotonic() - start
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-k", nargs="+", default=None, help="only mutations whose name "
+                        "contains one of these words")
+    parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per test run")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary copy")
+    args = parser.parse_args(argv)
+    chosen = [m for m in MUTATIONS if args.k is None or any(w in m.name for w in args.k)]
+    if args.list:
+        for m in chosen:
+            print(f"{m.name}  [{m.path}; {' '.join(m.tests)}]")
+        return 0
+
+    work = Path(tempfile.mkdtemp(prefix="fastgrad-mutate-"))
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(work / ".numba-cache"),
+           "PYTHONPATH": str(work), "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("FASTGRAD_THREADS", None)
+    rows, missed = [], 0
+    try:
+        copy_tree(work)
+        where = subprocess.run([sys.executable, "-c", "import fastgrad; print(fastgrad.__file__)"],
+                               cwd=work, env=env, capture_output=True, text=True).stdout.strip()
+        if not where.startswith(str(work)):
+            print(f"the copy imports fastgrad from {where!r}, not from {work}", file=sys.stderr)
+            return 2
+        baseline = sorted({t for m in chosen for t in m.tests})
+        status, seconds = run_tests(work, baseline, env, args.timeout)
+        print(f"baseline (unmutated) {' '.join(baseline)}: {status} in {seconds:.0f} s",
+              flush=True)
+        if status != "passed":
+            return 2
+        for m in chosen:
+            target = work / m.path
+            source = target.read_text() if target.is_file() else ""
+            count = source.count(m.old)
+            if count != 1:
+                verdict = ("not applicable (pattern not found)" if count == 0
+                           else f"not applicable (pattern found {count} times)")
+                rows.append((m.name, verdict))
+                print(f"{m.name}: {verdict}", flush=True)
+                continue
+            target.write_text(source.replace(m.old, m.new))
+            try:
+                outcomes = [run_tests(work, m.tests, env, args.timeout) for _ in range(m.runs)]
+            finally:
+                target.write_text(source)
+            caught = sum(s != "passed" for s, _ in outcomes)
+            kinds = sorted({s for s, _ in outcomes if s != "passed"})
+            verdict = "caught" if caught == m.runs else "MISSED"
+            if m.runs > 1:
+                verdict += f" {caught}/{m.runs} runs"
+            if kinds and kinds != ["failed"]:
+                verdict += f" ({', '.join(kinds)})"
+            missed += caught != m.runs
+            secs = sum(s for _, s in outcomes)
+            rows.append((m.name, verdict))
+            print(f"{m.name}: {verdict} ({secs:.0f} s)", flush=True)
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    width = max(len(n) for n, _ in rows) if rows else 10
+    print(f"\n{'mutation':<{width}}  result")
+    print(f"{'-' * width}  {'-' * 20}")
+    for name, verdict in rows:
+        print(f"{name:<{width}}  {verdict}")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

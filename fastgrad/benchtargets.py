@@ -247,8 +247,9 @@ def run_targets(threads=None, *, jit_batch=None, baseline=None, quick=False, rep
     jit_note = ("" if jit_batch == DEEP_BATCH else
                 f"measured at batch {jit_batch}, not {DEEP_BATCH}: a full jit gradient of this "
                 f"net at {DEEP_BATCH} takes minutes (--jit-batch {DEEP_BATCH} measures it); both "
-                "sides at that batch, where NumPy's per-call overhead weighs more than at "
-                f"{DEEP_BATCH}")
+                "sides at that batch, where NumPy's per-call overhead weighs far more than at "
+                f"{DEEP_BATCH}: this ratio overstates jit (on the development VM: 10x at batch 2, "
+                "1.2x at 128)")
     rows = [
         _ratio_row(f"{deep}: incremental vs the book's loop ({benchmark.SAMPLED_LABEL})",
                    parts["relu"], "reference", "incremental", 3000, 10000, True),

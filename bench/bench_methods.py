@@ -11,7 +11,7 @@ import pytest
 from fastgrad import benchmark as fb
 from fastgrad import config, reference
 from fastgrad.methods import COMPILED_METHODS, METHODS
-from fastgrad.validate import BACKPROP_TOL
+from fastgrad.validate import BACKPROP_TOL, compare
 
 big = pytest.mark.big
 
@@ -21,7 +21,7 @@ def _call(method, w, threads=None):
     threads = threads or config.default_threads()
 
     def run():
-        return entry.func(w.params, w.x, w.labels, w.h, threads)
+        return entry.func(w.params, w.x, w.labels, w.h, threads, w.arch)
 
     return run
 
@@ -31,6 +31,7 @@ def _measure(benchmark, method, w, threads=None, rounds=None):
     one for Numba methods, the BLAS's own choice for NumPy ones."""
     compiled = METHODS[method].compiled
     benchmark.extra_info.update(method=method, layers=list(w.layers), batch=w.batch,
+                                activation=w.arch.activation, data=w.data,
                                 threads=threads if compiled else None)
     with fb.blas_limits(1 if compiled else None) as blas:
         benchmark.extra_info["blas_threads"] = blas
@@ -43,7 +44,7 @@ def check_reference(grad, w, benchmark):
     """The reference against an independent value: the analytic gradient of the same
     loss, which the central difference matches to its O(h^2) truncation."""
     exact = reference.backprop_gradient(w.params, w.x, w.labels, exact=True)
-    err = fb.max_abs_error(grad, exact)
+    err = compare(grad, exact, "reference", "analytic", BACKPROP_TOL).max_abs
     benchmark.extra_info.update(max_abs_error_vs_analytic=err, data=w.data)
     assert err <= BACKPROP_TOL, f"reference vs analytic on {w.label()}: {err:.3e}"
 

@@ -14,6 +14,10 @@ from fastgrad.methods import COMPILED_METHODS, METHODS
 
 #: The standard workload: the book's 784-50-10 net on 100 digits.
 STANDARD = (50, 100)
+#: What gets the full reference: the standard workload's layers, batch and arch.
+STANDARD_NET = ((784, 50, 10), 100, ("sigmoid", 0.0))
+#: Indices per tensor of the sampled reference of every other workload.
+SAMPLE = 24
 
 
 def pytest_addoption(parser):
@@ -42,40 +46,41 @@ class References:
 
     The standard workload gets the full reference (the reference benchmark
     stores the one it times); other workloads get the reference's own loop on
-    a sample of parameters, bitwise equal there and seconds cheaper.
+    a seeded sample of entries per tensor (:func:`fastgrad.validate.reference_gradient`),
+    bitwise equal there and far cheaper.
     """
 
     def __init__(self):
-        self._full, self._sampled = {}, {}
+        self._refs = {}
+
+    @staticmethod
+    def _standard(workload):
+        return (workload.layers, workload.batch, tuple(workload.arch)) == STANDARD_NET
 
     def put(self, workload, grad):
-        """Store the reference ``grad`` timed by a benchmark, or check it if present."""
-        if workload.key in self._full:
-            assert fb.max_abs_error(grad, self._full[workload.key]) == 0.0
-        self._full[workload.key] = grad
+        """Store the full reference ``grad`` timed by a benchmark, or check it if present."""
+        if workload.key in self._refs:
+            assert fb.check_gradient("reference", grad, self._refs[workload.key],
+                                     workload).max_abs == 0.0
+        self._refs[workload.key] = grad
 
-    def full(self, workload):
-        if workload.key not in self._full:
-            self._full[workload.key] = fb.compute_reference(workload)[0]
-        return self._full[workload.key]
-
-    def sampled(self, workload):
-        if workload.key not in self._sampled:
-            self._sampled[workload.key] = fb.sampled_reference(workload)
-        return self._sampled[workload.key]
+    def get(self, workload):
+        if workload.key not in self._refs:
+            sample = "all" if self._standard(workload) else SAMPLE
+            self._refs[workload.key] = fb.compute_reference(workload, sample=sample).grad
+        return self._refs[workload.key]
 
     def check(self, method, grad, workload, benchmark=None):
         """Assert ``grad`` agrees with the reference; note how it was checked."""
-        standard = (workload.layers[1], workload.batch) == STANDARD
-        ref = self.full(workload) if standard else self.sampled(workload)
-        err = fb.max_abs_error(grad, ref)
+        result = fb.check_gradient(method, grad, self.get(workload), workload)
         if benchmark is not None:
             benchmark.extra_info.update(
-                max_abs_error=err, data=workload.data,
-                validated_on=f"all {workload.n_params} params" if standard
-                else f"{ref.size} sampled params")
-        tol = fb.tolerance(method)
-        assert err <= tol, f"{method} on {workload.label()}: max |error| {err:.3e} > {tol:g}"
+                max_abs_error=result.max_abs, data=workload.data, density=workload.density,
+                validated_on=f"all {workload.n_params} params"
+                if result.compared == workload.n_params
+                else f"{result.compared} sampled params")
+        assert result.ok, (f"{method} on {workload.label()}: max |error| {result.max_abs:.3e} "
+                           f"> {result.tol:g} ({result.share_within:.1%} within)")
 
 
 @pytest.fixture(scope="session")
@@ -85,13 +90,17 @@ def references():
 
 @pytest.fixture(scope="session")
 def workload():
-    """``workload(hidden, batch)``: real MNIST digits when found, else synthetic (labelled)."""
+    """``workload(hidden, batch, data="mnist", **net)``: real test images when found, else
+    synthetic (labelled); ``net`` as for :func:`fastgrad.benchmark.load_workload`
+    (activation, weight_init, weight_decay); ``hidden`` an int or a tuple of widths."""
     cache = {}
 
-    def get(hidden=STANDARD[0], batch=STANDARD[1]):
-        if (hidden, batch) not in cache:
-            cache[hidden, batch] = fb.load_workload(hidden, batch)
-        return cache[hidden, batch]
+    def get(hidden=STANDARD[0], batch=STANDARD[1], data="mnist", **net):
+        key = (hidden, batch, data, tuple(sorted(net.items())))
+        if key not in cache:
+            widths = hidden if isinstance(hidden, int) else list(hidden)
+            cache[key] = fb.load_workload(widths, batch, data=data, **net)
+        return cache[key]
 
     return get
 
@@ -99,6 +108,7 @@ def workload():
 @pytest.fixture(scope="session")
 def warm_kernels():
     """Load (or compile) every Numba kernel once, so no benchmark times that."""
-    tiny = fb.load_workload(2, 1, synthetic=True)
-    for name in COMPILED_METHODS:
-        METHODS[name].func(tiny.params, tiny.x, tiny.labels, tiny.h, 1)
+    for hidden, activation in ((2, "sigmoid"), ([2, 2], "sigmoid"), ([2, 2], "relu")):
+        tiny = fb.load_workload(hidden, 1, synthetic=True, activation=activation)
+        for name in COMPILED_METHODS:
+            METHODS[name].func(tiny.params, tiny.x, tiny.labels, tiny.h, 1, tiny.arch)

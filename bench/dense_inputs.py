@@ -14,7 +14,7 @@ from numba import njit, prange
 from fastgrad.config import JIT_OPTIONS, PARALLEL_OPTIONS
 from fastgrad.kernels import dense
 from fastgrad.kernels.forward import dense_to_csr, sample_hidden
-from fastgrad.workload import real_batch
+from fastgrad.workload import real_batch, standardise
 
 DATASETS = ("mnist", "fashion", "standardised")
 
@@ -36,9 +36,7 @@ def batch_of(name, batch):
     if name == "standardised":
         from fastgrad.data import load_test_set
 
-        full = load_test_set(dataset)[0].astype(np.float64)
-        mean, std = full.mean(axis=0), full.std(axis=0)
-        x = np.divide(x - mean, std, out=np.zeros_like(x), where=std > 0)
+        x = standardise(x, load_test_set(dataset)[0])  # as fastgrad bench --data dense
     return np.ascontiguousarray(x)
 
 

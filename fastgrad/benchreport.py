@@ -34,8 +34,10 @@ def _silent(_msg):
 
 
 def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=None,
-                  quick=False, verify_only=False, compile_time=True, data_dir=None,
-                  synthetic=False, blas_threads=None, baseline=None, log=_silent):
+                  quick=False, verify_only=False, compile_time=True, data="mnist",
+                  data_dir=None, synthetic=False, blas_threads=None, baseline=None,
+                  activation="sigmoid", weight_init=None, weight_decay=0.0, sample="auto",
+                  phase_profile=True, log=_silent):
     """Validate, then time, every method; return the report dict.
 
     Parameters
@@ -48,8 +50,10 @@ def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=N
         compared with the other methods, all of them make the scaling rows.
         They are timed interleaved round by round, next to the ceiling kernel
         (:func:`fastgrad.timing.time_interleaved`).
-    hidden, batch : int
-        Workload size (784-hidden-10 net, ``batch`` digits).
+    hidden : int or list of int
+        Hidden width(s) of the 784-...-10 net.
+    batch : int
+        Number of test images.
     repeats : int, optional
         Exact number of timed rounds per row (default: up to 5, within a time
         budget per row). The reference is timed once with ``quick``.
@@ -59,8 +63,16 @@ def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=N
         Validate every method at every thread count; time nothing.
     compile_time : bool
         Measure cold and warm start-up of the compiled methods in subprocesses.
-    data_dir, synthetic
+    data, data_dir, synthetic, activation, weight_init, weight_decay
         As for :func:`fastgrad.benchmark.load_workload`.
+    sample : 'auto', 'all' or int
+        Reference on every entry or on a seeded sample per tensor
+        (:func:`fastgrad.benchmark.compute_reference`; 'auto' samples above
+        50,000 parameters); a sampled reference's time is scaled to every entry
+        and labelled "sampled, scaled".
+    phase_profile : bool
+        Profile each compiled method's phases at one thread (serial fraction,
+        Amdahl projection).
     blas_threads : int or None
         BLAS threads of the NumPy methods (None: the BLAS's own choice); the
         compiled methods always run with one.
@@ -91,19 +103,24 @@ def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=N
     def say(msg):
         log(f"[{time.perf_counter() - start:6.1f} s] {msg}")
 
-    workload = benchmark.load_workload(hidden, batch, data_dir=data_dir, synthetic=synthetic)
+    workload = benchmark.load_workload(hidden, batch, data=data, data_dir=data_dir,
+                                       synthetic=synthetic, activation=activation,
+                                       weight_init=weight_init, weight_decay=weight_decay)
     if baseline is not None:
         check_comparable(baseline, workload.as_dict())
     say(f"workload {workload.label()}, {workload.n_params:,} params: {workload.description}")
     say("reference: computing the reference gradient (slow: the book's loop)")
-    ref, ref_s = benchmark.compute_reference(workload, blas_threads)
-    say(f"reference: {ref_s:.2f} s")
+    ref = benchmark.compute_reference(workload, blas_threads, sample)
+    say(f"reference: {ref.seconds:.2f} s" + (
+        f" on {ref.entries:,} sampled entries, {_fmt_s(ref.full_seconds)} scaled to all "
+        f"{ref.n_params:,}" if ref.sampled else ""))
     report = {"schema": SCHEMA, "fastgrad": __version__,
               "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "mode": "verify-only" if verify_only else "quick" if quick else "full",
-              "workload": workload.as_dict(),
+              "workload": workload.as_dict(), "reference": ref.as_dict(),
               "tolerance": {"numerical": benchmark.TOL, "analytic": benchmark.ANALYTIC_TOL},
-              "validation": [], "timings": [], "ceiling": None, "startup": None, "notes": []}
+              "validation": [], "timings": [], "ceiling": None, "phases": None,
+              "startup": None, "notes": []}
 
     # Validate first, cheapest first, so a broken method fails fast and is never timed.
     checked = {}
@@ -117,19 +134,30 @@ def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=N
             checked.setdefault(name, v.ok)
             checked[name] = checked[name] and v.ok
     if not verify_only:
-        _time_all(report, names, counts, workload, ref, ref_s, checked, quick, repeats,
+        _time_all(report, names, counts, workload, ref, checked, quick, repeats,
                   blas_threads, say)
+        if phase_profile:
+            report["phases"] = profile_all(report, workload, quick, repeats, say)
         if compile_time:
             report["startup"] = []
             for name in (m for m in names if METHODS[m].compiled):
                 say(f"start-up of {name}: cold (empty Numba cache), then warm, in subprocesses")
-                measured = benchmark.measure_compile(name, hidden=hidden)
+                measured = benchmark.measure_compile(name, hidden=hidden,
+                                                     activation=workload.arch.activation)
                 report["startup"].append({"method": name, **measured})
     report["environment"] = benchmark.environment()  # after timing: the layer is known then
+    report["environment"]["dense_min_density"] = dense_threshold()
     report["ok"] = (all(v["ok"] for v in report["validation"])
                     and all(t["ok"] for t in report["timings"]))
     report["wall_s"] = time.perf_counter() - start
     return report
+
+
+def dense_threshold():
+    """Input density above which the compiled methods take the dense first layer."""
+    from fastgrad.kernels.dense import DENSE_MIN_DENSITY
+
+    return DENSE_MIN_DENSITY
 
 
 def _cost_rank(name):
@@ -140,8 +168,7 @@ def _at(threads):
     return "" if threads is None else f" ({threads} thread{'s' * (threads != 1)})"
 
 
-def _time_all(report, names, counts, workload, ref, ref_s, checked, quick, repeats, blas,
-              say):
+def _time_all(report, names, counts, workload, ref, checked, quick, repeats, blas, say):
     rep, budget, min_rounds, round_s = QUICK if quick else FULL
     if repeats is not None:
         rep, budget, min_rounds = int(repeats), None, int(repeats)
@@ -149,8 +176,8 @@ def _time_all(report, names, counts, workload, ref, ref_s, checked, quick, repea
     rows, ceiling = [], {t: [] for t in counts}
 
     def add(name, t, tm, entry, extra=None):
-        err = benchmark.max_abs_error(tm.result, ref)
-        ok = err <= benchmark.tolerance(name)
+        check = benchmark.check_gradient(name, tm.result, ref, workload)
+        err, ok = check.max_abs, check.ok
         lo, hi = benchmark.spread(tm.times)
         say(f"time {name}{_at(t)}: median {_fmt_s(tm.median)} ({_fmt_spread((lo, hi))}), "
             f"min {_fmt_s(tm.min)} ({tm.rounds} round{'s' * (tm.rounds != 1)} x {tm.loops}); "
@@ -186,9 +213,13 @@ def _time_all(report, names, counts, workload, ref, ref_s, checked, quick, repea
             continue
         kw.update(budget_s=budget, blas_threads=blas)
         if name == "reference":
-            # the validation run is round one; --quick times the reference only then
-            kw.update(first_round=(ref_s, ref), repeats=1 if quick else rep,
-                      min_rounds=1 if quick else min_rounds)
+            # its validation run is round one; --quick times the reference only then
+            say(f"time reference{' (' + benchmark.SAMPLED_LABEL + ')' if ref.sampled else ''}")
+            tm = benchmark.time_reference(workload, ref, 1 if quick else rep, budget_s=budget,
+                                          min_rounds=1 if quick else min_rounds,
+                                          blas_threads=blas)
+            add(name, None, tm, entry, {"sampled": ref.sampled} if ref.sampled else None)
+            continue
         say(f"time {name}")
         add(name, None, benchmark.time_method(name, workload, None, **kw), entry)
     main = {r["method"]: r["median_s"] for r in rows if r["main"]}
@@ -200,9 +231,17 @@ def _time_all(report, names, counts, workload, ref, ref_s, checked, quick, repea
     report["timings"] = sorted(rows, key=lambda r: (list(METHODS).index(r["method"]),
                                                     r["threads"] or 0))
     report["ceiling"] = _ceiling_summary(ceiling) if any(ceiling.values()) else None
+    if ref.sampled:
+        report["notes"].append(
+            f"reference ({benchmark.SAMPLED_LABEL}): the book's loop ran on {ref.entries:,} "
+            f"seeded entries ({ref.sample} per tensor) and each round is scaled by "
+            f"{ref.n_params:,} / {ref.entries:,} (every entry costs the same two forward "
+            "passes; --sample all runs the full loop, which takes minutes on big nets). "
+            "Other methods are validated on those entries")
     report["notes"].append(
         "timings call each registry function on pre-validated inputs; every value is "
-        "measured, none extrapolated")
+        "measured" + (", none extrapolated" if not ref.sampled else
+                      " except the reference's (sampled, scaled)"))
     if report["ceiling"]:
         report["notes"].append(
             "thread counts are interleaved round by round (1, 2, 1, 2, ...), each sample "
@@ -242,6 +281,36 @@ def _ceiling_summary(ceiling):
                       f"({timing.CEILING_ITEMS}, {timing.CEILING_INNER})", "rows": rows}
 
 
+def profile_all(report, workload, quick, repeats, say):
+    """Phase profile at one thread of every timed compiled method, as report rows.
+
+    Each row holds the median seconds per phase, the serial fraction and the
+    Amdahl projection from it (:mod:`fastgrad.phases`), labelled a projection.
+    """
+    rep, budget, _, _ = QUICK if quick else FULL
+    if repeats is not None:
+        rep, budget = int(repeats), None
+    out = []
+    for name in dict.fromkeys(r["method"] for r in report["timings"] if r["threads"]):
+        # a 1-thread call costs about threads x the median at that count
+        est = min(r["median_s"] * r["threads"] for r in report["timings"]
+                  if r["method"] == name and r["threads"])
+        calls = rep if budget is None else max(1, min(rep, int(budget // max(est, 1e-9))))
+        prof = benchmark.profile_phases(name, workload, calls)
+        row = {**prof.as_dict(), "calls": calls, "threads": 1,
+               "projection_label": PROJECTION_LABEL}
+        say(f"phases of {name} at 1 thread ({calls} call{'s' * (calls != 1)}): serial "
+            f"fraction {prof.serial_fraction:.1%}; Amdahl projection "
+            + ", ".join(f"{n} cores {_fmt_x(v)}" for n, v in prof.projection().items()))
+        out.append(row)
+    return out
+
+
+#: What the projected speed-ups are.
+PROJECTION_LABEL = ("projection from the measured serial fraction s (Amdahl's law, "
+                    "1 / (s + (1 - s) / N)), not a measurement")
+
+
 # --- text ------------------------------------------------------------------------------
 
 
@@ -269,6 +338,14 @@ def _fmt_x(r):
     return f"{r:,.0f}x" if r >= 100 else f"{r:.1f}x" if r >= 10 else f"{r:.2f}x"
 
 
+def _verdict(v):
+    text = "ok" if v["ok"] else "FAILED"
+    if v.get("min_share", 1.0) < 1.0:  # backprop on ReLU: kinks
+        text += (f" ({v['share_within']:.1%} within tol, {v['min_share']:.0%} needed: steps "
+                 "across a ReLU kink differ from the derivative)")
+    return text
+
+
 def _table(header, rows):
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
 
@@ -276,6 +353,24 @@ def _table(header, rows):
         return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
 
     return [line(header), *(line(r) for r in rows)]
+
+
+def _net_text(w):
+    text = f"{'-'.join(map(str, w['layers']))} {w.get('activation', 'sigmoid')}"
+    if w.get("weight_init") is not None:
+        text += f" (init {w['weight_init']})"
+    if w.get("weight_decay"):
+        text += f", weight decay {w['weight_decay']:g}"
+    return text
+
+
+def _reference_text(ref):
+    if not ref or not ref.get("sampled"):
+        return []
+    return [f"reference ({ref['label']}): the book's loop on {ref['entries']:,} seeded entries "
+            f"({ref['per_tensor']} per tensor), {_fmt_s(ref['measured_s'])}, scaled by "
+            f"{ref['n_params']:,}/{ref['entries']:,} to {_fmt_s(ref['full_s'])}; every method "
+            "is validated on those entries"]
 
 
 def _blas_text(env):
@@ -294,30 +389,37 @@ def _numpy_blas(report):
 def format_report(report):
     """The report as the text ``fastgrad bench`` prints."""
     w, env = report["workload"], report["environment"]
-    out = [f"fastgrad bench ({report['mode']}): {'-'.join(map(str, w['layers']))} TwoLayerNet, "
+    out = [f"fastgrad bench ({report['mode']}): {_net_text(w)}, "
            f"batch {w['batch']}, {w['n_params']:,} params, h={w['h']:g}",
-           f"data: {'SYNTHETIC, ' if w['data'] == 'synthetic' else ''}{w['description']}",
+           f"data ({w['data']}): {'SYNTHETIC, ' if w['data'].startswith('synthetic') else ''}"
+           f"{w['description']}" + (f"; {w['density']:.1%} of inputs non-zero"
+                                   if w.get("density") is not None else ""),
            f"CPU: {env['cpu']} ({env['usable_cpus']} usable of {env['logical_cpus']} logical"
            f"{', ' + ', '.join(env['simd']) if env['simd'] else ''}); load average "
            + (", ".join(f"{x:.2f}" for x in env["load_average"]) if env["load_average"] else "-"),
            f"Numba {env['numba']}: threading layer {env['threading_layer']}, "
-           f"{env['numba_threads']} threads max | {_blas_text(env)}",
+           f"{env['numba_threads']} threads max | {_blas_text(env)}"
+           + (f" | dense first layer above {env['dense_min_density']:.0%} non-zero inputs"
+              if env.get("dense_min_density") is not None else ""),
            f"BLAS threads while timing: 1 for Numba methods, {_numpy_blas(report)} for NumPy "
            "methods (column 'BLAS threads')",
+           *_reference_text(report.get("reference")),
            "", "validation against the reference (max |error|; tolerance "
            f"{report['tolerance']['numerical']:g} numerical, "
            f"{report['tolerance']['analytic']:g} sanity bound for analytic backprop):"]
     out += ["  " + line for line in _table(
-        ("method", "threads", "max |error|", "tol", "result"),
+        ("method", "threads", "max |error|", "tol", "compared", "result"),
         [(v["method"], v["threads"] or "-", f"{v['max_abs_error']:.2e}", f"{v['tol']:g}",
-          "ok" if v["ok"] else "FAILED") for v in report["validation"]])]
+          f"{v['compared']:,}" if v.get("compared") else "-",
+          _verdict(v)) for v in report["validation"]])]
     main = [r for r in report["timings"] if r["main"]]
     if main:
         out += ["", "time per gradient (median and min over rounds x loops):"]
         out += ["  " + line for line in _table(
             ("method", "median", "min", "rounds", "speed-up vs reference", "cost vs backprop",
              "threads", "layer", "BLAS threads"),
-            [(r["method"], _fmt_s(r["median_s"]), _fmt_s(r["min_s"]),
+            [(r["method"] + (f" ({benchmark.SAMPLED_LABEL})" if r.get("sampled") else ""),
+              _fmt_s(r["median_s"]), _fmt_s(r["min_s"]),
               f"{r['rounds']}x{r['loops']}", _fmt_x(r["speedup_vs_reference"]),
               _fmt_x(r["cost_vs_backprop"]), r["threads"] or "-", r["threading_layer"] or "-",
               r["blas_threads"] if r["blas_threads"] is not None else "-") for r in main])]
@@ -345,6 +447,7 @@ def format_report(report):
               f"{r['efficiency']:.2f}" if r.get("efficiency") else "-") for r in scaling])]
         out.append("  efficiency = speed-up vs 1 thread / the ceiling's speed-up in the same "
                    "rounds (1.00: as well as any code scales on this machine now)")
+    out += _format_phases(report.get("phases"))
     if report.get("startup"):
         out += ["", f"start-up: fresh process, import fastgrad + first gradient "
                 f"({'-'.join(map(str, w['layers']))}, 1 synthetic sample); wait = process "
@@ -358,6 +461,25 @@ def format_report(report):
     out.append(f"{'all methods agree with the reference' if report['ok'] else 'VALIDATION FAILED'}"
                f"; {report.get('wall_s', 0):.0f} s in all")
     return "\n".join(out)
+
+
+def _format_phases(profiles):
+    if not profiles:
+        return []
+    out = ["", "phases at 1 thread (median per call; serial = outside the parallel regions):"]
+    for p in profiles:
+        out.append(f"  {p['method']}: {_fmt_s(p['total_s'])} per call over {p['calls']} "
+                   f"call{'s' * (p['calls'] != 1)}, serial fraction {p['serial_fraction']:.2%}")
+        out.append("    " + "; ".join(f"{ph['name']} {_fmt_s(ph['seconds'])} ({ph['kind']})"
+                                      for ph in p["phases"]))
+        out.append("    projected speed-up on " + ", ".join(
+            f"{n} cores {_fmt_x(v)}" for n, v in p["projection"].items()))
+        if p.get("granular_projection"):
+            out.append("    with each parallel phase's granularity (whole items per core): "
+                       + ", ".join(f"{n} cores {_fmt_x(v)}"
+                                   for n, v in p["granular_projection"].items()))
+    out.append(f"  projected = {PROJECTION_LABEL}")
+    return out
 
 
 # --- files ------------------------------------------------------------------------
@@ -392,27 +514,32 @@ def load_json(path):
 
 
 def _workload_identity(w):
-    """What makes two workloads the same problem: size, step and the data it ran on.
+    """What makes two workloads the same problem: net, size, step and the data it ran on.
 
-    ``data`` is the kind and data set of the digits: ``"mnist"`` for real MNIST
-    test digits, ``"synthetic"`` for the seeded stand-in (whose pixels also
-    depend on ``seed``).
+    ``data`` is the data choice when real (``"mnist"``, ``"fashion"``,
+    ``"dense"``) and ``"synthetic"`` (MNIST-like), ``"synthetic fashion"`` or
+    ``"synthetic dense"`` for the seeded stand-ins (whose pixels also depend on
+    ``seed``). Reports older than the network flags lack the net's fields:
+    they were the sigmoid net at its default initialisation, without decay.
     """
-    return (list(w["layers"]), w["batch"], w["h"], w.get("data"), w.get("seed"))
+    return (list(w["layers"]), w["batch"], w["h"], w.get("data"), w.get("seed"),
+            w.get("activation", "sigmoid"), w.get("weight_decay", 0.0), w.get("weight_init"))
 
 
 def _describe_workload(w):
     data = w.get("data")
-    kind = ("synthetic digits" if data == "synthetic"
-            else f"real {data} test digits" if data else "unrecorded data")
-    return (f"{'-'.join(map(str, w['layers']))} batch {w['batch']} h={w['h']:g} on {kind} "
+    kind = ("synthetic digits" if data == "synthetic" else f"{data} data"
+            if data and data.startswith("synthetic") else f"real {data} test images"
+            if data else "unrecorded data")
+    return (f"{_net_text(w)} batch {w['batch']} h={w['h']:g} on {kind} "
             f"(seed {w.get('seed')})")
 
 
 def check_comparable(baseline, workload):
     """Raise ValueError unless ``baseline`` measured the same workload as ``workload``.
 
-    Same layers, batch, step ``h``, seed and data (real MNIST digits or
+    Same layers, activation, initialisation, weight decay, batch, step ``h``,
+    seed and data (real MNIST, Fashion-MNIST or dense standardised images, or
     synthetic ones), given as a report's ``workload`` dict.
     """
     b = baseline["workload"]
@@ -459,7 +586,7 @@ def plot(report, path):
     right.set_title("thread scaling")
     right.legend()
     w = report["workload"]
-    fig.suptitle(f"fastgrad {'-'.join(map(str, w['layers']))}, batch {w['batch']} "
+    fig.suptitle(f"fastgrad {_net_text(w)}, batch {w['batch']} "
                  f"({w['data']}) on {report['environment']['cpu']}")
     fig.tight_layout()
     fig.savefig(check_output_path(path, "--plot"), dpi=120)

@@ -112,7 +112,7 @@ def time_method(method, workload, threads=None, repeats=5, *, warmup=1, budget_s
     w = workload
 
     def call():
-        return entry.func(w.params, w.x, w.labels, w.h, threads or 1)
+        return entry.func(w.params, w.x, w.labels, w.h, threads or 1, w.arch)
 
     with blas_limits(1 if entry.compiled else blas_threads) as blas:
         times, result, estimate = [], None, None
@@ -222,7 +222,6 @@ def environment():
 
 
 
-
 # --- spread ---------------------------------------------------------------------------
 
 
@@ -323,7 +322,7 @@ def time_interleaved(method, workload, counts, repeats=5, *, warmup=1, budget_s=
     w = workload
 
     def call(t):
-        return lambda: entry.func(w.params, w.x, w.labels, w.h, t)
+        return lambda: entry.func(w.params, w.x, w.labels, w.h, t, w.arch)
 
     def ceil(t):
         return lambda: run_ceiling(t)

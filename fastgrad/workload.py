@@ -17,6 +17,11 @@ from fastgrad.network import MultiLayerNet, TwoLayerNet
 
 #: Fraction of non-zero pixels in MNIST (19.3% over the test set).
 MNIST_DENSITY = 0.193
+#: Fraction of non-zero pixels in Fashion-MNIST's test set (about half).
+FASHION_DENSITY = 0.5
+#: Data choices of :func:`standard_workload`: MNIST, Fashion-MNIST, or the dense
+#: standardised batch of :func:`dense_batch`.
+DATA_CHOICES = ("mnist", "fashion", "dense")
 #: Environment variable naming a folder of real MNIST files (tests, benchmarks).
 SHARED_DATA_ENV = "FASTGRAD_SHARED_DATA"
 
@@ -35,10 +40,10 @@ class Workload:
         return not self.source.startswith("synthetic")
 
 
-def synthetic_batch(batch, n_in=784, n_out=10, seed=0):
+def synthetic_batch(batch, n_in=784, n_out=10, seed=0, density=MNIST_DENSITY):
     """Seeded stand-in for MNIST: float32 in [0, 1], ~19% non-zero, uint8 labels."""
     rng = np.random.default_rng(seed)
-    mask = rng.random((batch, n_in)) < MNIST_DENSITY
+    mask = rng.random((batch, n_in)) < density
     x = (rng.integers(1, 256, size=(batch, n_in)) * mask).astype(np.float32) / np.float32(255)
     return x, rng.integers(0, n_out, size=batch).astype(np.uint8)
 
@@ -55,8 +60,12 @@ def default_real_data_dir():
     return candidate if candidate.is_dir() else None
 
 
-def real_batch(batch, dataset="mnist", data_dir=None):
-    """The first ``batch`` test digits, or None when no local copy is found."""
+def find_test_set(dataset="mnist", data_dir=None):
+    """``(x, t, where)``: the whole local test set of ``dataset``, or None when not found.
+
+    ``data_dir`` must hold the files when given; otherwise the cache is tried,
+    then (MNIST only) the shared copy of :func:`default_real_data_dir`.
+    """
     from fastgrad.data import load_test_set
 
     if data_dir is not None:
@@ -71,11 +80,66 @@ def real_batch(batch, dataset="mnist", data_dir=None):
             if data_dir is not None:
                 raise
             continue
-        if batch > len(x):
-            raise ValueError(f"batch must be at most {len(x)} (the test set), got {batch}")
-        where = directory if directory is not None else "the fastgrad cache"
-        return x[:batch], t[:batch], f"{dataset} test digits 0..{batch - 1} from {where}"
+        return x, t, directory if directory is not None else "the fastgrad cache"
     return None
+
+
+def _check_size(batch, x):
+    if batch > len(x):
+        raise ValueError(f"batch must be at most {len(x)} (the test set), got {batch}")
+
+
+def real_batch(batch, dataset="mnist", data_dir=None):
+    """The first ``batch`` test digits, or None when no local copy is found."""
+    found = find_test_set(dataset, data_dir)
+    if found is None:
+        return None
+    x, t, where = found
+    _check_size(batch, x)
+    return x[:batch], t[:batch], f"{dataset} test digits 0..{batch - 1} from {where}"
+
+
+def standardise(x, full):
+    """``x`` standardised per pixel by the mean and std of ``full`` (float64).
+
+    ``(x - mean) / std`` with both taken over every image of ``full`` (the
+    whole test set); a pixel constant over ``full`` has std 0 and becomes 0.
+    """
+    full = np.asarray(full, dtype=np.float64)
+    mean, std = full.mean(axis=0), full.std(axis=0)
+    x = np.asarray(x, dtype=np.float64)
+    return np.divide(x - mean, std, out=np.zeros_like(x), where=std > 0)
+
+
+def dense_batch(batch, data_dir=None):
+    """The dense standardised batch, or None when no test set is found.
+
+    The first ``batch`` Fashion-MNIST test images (MNIST's when Fashion is not
+    found; ``data_dir`` is searched for Fashion first, then MNIST), standardised
+    per pixel by :func:`standardise` over the whole 10,000-image test set:
+    negatives, about 98% non-zero on Fashion.
+    """
+    for dataset in ("fashion", "mnist"):
+        try:
+            found = find_test_set(dataset, data_dir)
+        except FileNotFoundError:
+            found = None
+        if found is None:
+            continue
+        x, t, where = found
+        _check_size(batch, x)
+        return (standardise(x[:batch], x), t[:batch],
+                f"{dataset} test images 0..{batch - 1} from {where}, standardised per pixel "
+                f"by the mean and std of its 10,000 test images (constant pixels: 0)")
+    if data_dir is not None:
+        raise FileNotFoundError(f"neither Fashion-MNIST nor MNIST test files in {data_dir}")
+    return None
+
+
+def synthetic_dense_batch(batch, n_in=784, n_out=10, seed=0):
+    """Seeded stand-in for a standardised batch: N(0, 1) pixels (all non-zero), uint8 labels."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((batch, n_in)), rng.integers(0, n_out, size=batch).astype(np.uint8)
 
 
 def build_net(hidden=50, seed=0, activation="sigmoid", weight_init=None, weight_decay=0.0,
@@ -114,7 +178,9 @@ def standard_workload(batch=100, hidden=50, seed=0, dataset="mnist", data_dir=No
         Hidden width(s) (input 784, output 10).
     seed : int
         Seed of the weights (and of synthetic data).
-    dataset : {"mnist", "fashion"}
+    dataset : {"mnist", "fashion", "dense"}
+        Test images of MNIST or Fashion-MNIST, or the dense standardised batch
+        of :func:`dense_batch`.
     data_dir : path, optional
         Folder with the test files; required to exist when given.
     synthetic : bool
@@ -128,10 +194,21 @@ def standard_workload(batch=100, hidden=50, seed=0, dataset="mnist", data_dir=No
     if not widths or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1
                          for v in widths):
         raise ValueError(f"hidden must be positive integers, got {hidden!r}")
+    if dataset not in DATA_CHOICES:
+        raise ValueError(f"dataset must be one of {DATA_CHOICES}, got {dataset!r}")
     net = build_net(hidden, seed, activation, weight_init, weight_decay)
-    found = None if synthetic else real_batch(batch, dataset, data_dir)
-    if found is None:
-        x, t = synthetic_batch(batch, seed=seed)
-        return Workload(net, x, t, f"synthetic (seed {seed}, MNIST-like range and sparsity; "
-                                   f"no local {dataset} test files)")
-    return Workload(net, *found)
+    if dataset == "dense":
+        found = None if synthetic else dense_batch(batch, data_dir)
+    else:
+        found = None if synthetic else real_batch(batch, dataset, data_dir)
+    if found is not None:
+        return Workload(net, *found)
+    if dataset == "dense":
+        x, t = synthetic_dense_batch(batch, seed=seed)
+        return Workload(net, x, t, f"synthetic dense (seed {seed}, N(0, 1) pixels in place of "
+                                   "a standardised batch; no local Fashion-MNIST or MNIST "
+                                   "test files)")
+    density = FASHION_DENSITY if dataset == "fashion" else MNIST_DENSITY
+    x, t = synthetic_batch(batch, seed=seed, density=density)
+    return Workload(net, x, t, f"synthetic (seed {seed}, {dataset}-like range and "
+                               f"sparsity; no local {dataset} test files)")

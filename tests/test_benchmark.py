@@ -49,7 +49,11 @@ except ImportError:  # the [test] extra brings matplotlib; a bare install may no
 @pytest.fixture(scope="module")
 def tiny():
     w = fb.load_workload(3, 2, synthetic=True)
-    return w, fb.compute_reference(w)[0]
+    return w, fb.compute_reference(w).grad
+
+
+def _err(method, grad, ref, w):
+    return fb.check_gradient(method, grad, ref, w).max_abs
 
 
 # --- workload -----------------------------------------------------------------------
@@ -105,13 +109,41 @@ def test_bad_sizes(hidden, batch):
 # --- validation and timing ------------------------------------------------------------
 
 
-def test_sampled_reference_is_bitwise_the_full_one(tiny):
+def test_sampled_reference_is_bitwise_the_full_one_and_scaled(tiny):
     w, ref = tiny
-    sampled = fb.sampled_reference(w, n=40)
-    assert set(sampled.entries) == {"W1", "b1", "W2", "b2"} and sampled.size >= 4
-    for name, (picks, values) in sampled.entries.items():
-        np.testing.assert_array_equal(ref[name].reshape(-1)[picks], values)
-    assert fb.max_abs_error(ref, sampled) == 0.0
+    full = fb.compute_reference(w, sample="all")
+    assert not full.sampled and full.entries == w.n_params and full.scale == 1.0
+    sampled = fb.compute_reference(w, sample=4)
+    assert sampled.sampled and 4 <= sampled.entries < w.n_params
+    for name, values in sampled.grad.items():
+        picked = ~np.isnan(values)
+        assert picked.any()
+        np.testing.assert_array_equal(ref[name][picked], values[picked])
+    assert _err("jit", ref, sampled, w) == 0.0
+    assert sampled.full_seconds == pytest.approx(sampled.seconds * w.n_params / sampled.entries)
+    d = sampled.as_dict()
+    assert d["label"] == "sampled, scaled" and d["entries"] == sampled.entries
+    # the timed rounds rerun the same entries, each scaled to every entry
+    tm = fb.time_reference(w, sampled, repeats=2)
+    assert tm.rounds == 2 and tm.times[0] == pytest.approx(sampled.full_seconds)
+    assert _err("jit", tm.result, sampled, w) == 0.0
+    # 'auto' keeps the full loop on small nets
+    assert not fb.compute_reference(w).sampled
+
+
+def test_deep_relu_workload_carries_its_arch():
+    w = fb.load_workload([4, 3], 5, synthetic=True, activation="relu", weight_init="relu",
+                         weight_decay=0.1)
+    assert w.layers == (784, 4, 3, 10) and tuple(w.arch) == ("relu", 0.1)
+    d = w.as_dict()
+    assert (d["activation"], d["weight_decay"], d["weight_init"]) == ("relu", 0.1, "relu")
+    assert "relu" in w.label() and "784-4-3-10" in w.label()
+    ref = fb.compute_reference(w, sample=3)
+    for method in METHODS:
+        v = fb.validate(method, w, ref, threads=1)
+        assert v.ok, v
+        assert v.comparison.compared == ref.entries
+    assert fb.validate("backprop", w, ref).comparison.min_share < 1.0  # ReLU kinks
 
 
 def test_validate_passes_good_and_fails_wrong_gradients(tiny):
@@ -122,8 +154,8 @@ def test_validate_passes_good_and_fails_wrong_gradients(tiny):
         assert v.tol == (fb.ANALYTIC_TOL if method == "backprop" else fb.TOL)
     wrong = {k: v.copy() for k, v in ref.items()}
     wrong["b2"][3] += 2e-9
-    assert fb.max_abs_error(wrong, ref) == pytest.approx(2e-9, rel=1e-3)
-    assert fb.max_abs_error(wrong, ref) > fb.TOL
+    check = fb.check_gradient("jit", wrong, ref, w)
+    assert check.max_abs == pytest.approx(2e-9, rel=1e-3) and not check.ok
 
 
 def test_time_method_rounds_loops_and_first_round(tiny):
@@ -131,7 +163,7 @@ def test_time_method_rounds_loops_and_first_round(tiny):
     t = fb.time_method("incremental", w, threads=1, repeats=3, round_s=0.01)
     assert t.rounds == 3 and t.loops >= 1 and 0 < t.min <= t.median
     assert t.threads == 1 and t.blas_threads == 1
-    assert fb.max_abs_error(t.result, ref) <= fb.TOL
+    assert _err("incremental", t.result, ref, w) <= fb.TOL
     # a tight budget leaves min_rounds; the given first round is kept as round one
     t = fb.time_method("reference", w, repeats=5, budget_s=0.0, min_rounds=2,
                        first_round=(123.0, ref))
@@ -164,7 +196,7 @@ def test_startup_is_measured_in_a_subprocess(tmp_path):
     with np.load(tmp_path / "g.npz") as z:
         grad = {k: z[k] for k in z.files}
     w = fb.load_workload(3, 1, synthetic=True)
-    assert fb.max_abs_error(grad, fb.sampled_reference(w)) <= fb.TOL
+    assert _err("incremental", grad, fb.compute_reference(w, sample=8), w) <= fb.TOL
 
 
 # --- CLI ------------------------------------------------------------------------------
@@ -274,6 +306,17 @@ def test_compare_refuses_other_workloads(quick_report):
     with pytest.raises(ValueError, match="not comparable"):
         benchcompare.compare(report, other)
     assert main(["bench", "--compare", str(d / "r.json"), "--batch", "100"]) == 2
+    for change in ({"activation": "relu"}, {"weight_decay": 0.1}, {"weight_init": "relu"},
+                   {"layers": [784, 5, 5, 10]}):
+        other = json.loads(json.dumps(report))
+        other["workload"].update(change)
+        with pytest.raises(ValueError, match="not comparable"):
+            benchcompare.compare(report, other)
+    # a report from before the network flags was the default sigmoid net
+    old = json.loads(json.dumps(report))
+    for key in ("activation", "weight_decay", "weight_init"):
+        del old["workload"][key]
+    benchcompare.compare(report, old)
 
 
 def test_compare_refuses_other_data(quick_report, capsys):
@@ -295,7 +338,7 @@ def test_compare_refuses_other_data(quick_report, capsys):
     assert main(["bench", *TINY, "--synthetic", "--no-compile",
                  "--compare", str(d / "real.json")]) == 2
     err = capsys.readouterr().err
-    assert "on real mnist test digits" in err and "on synthetic digits" in err
+    assert "on real mnist test images" in err and "on synthetic digits" in err
     assert "not comparable" in err and "reference:" not in err  # nothing was measured
 
 
@@ -319,8 +362,8 @@ def test_save_json_is_atomic(quick_report, tmp_path, monkeypatch):
 def test_cli_validation_failure_exits_1_and_skips_timing(monkeypatch, capsys):
     good = METHODS["incremental"]
 
-    def off_by_a_bit(params, x, labels, h, threads):
-        grad = good.func(params, x, labels, h, threads)
+    def off_by_a_bit(params, x, labels, h, threads, arch, timer=None):
+        grad = good.func(params, x, labels, h, threads, arch)
         grad["W2"][0, 0] += 1e-7
         return grad
 
@@ -386,9 +429,9 @@ def test_time_interleaved_alternates_thread_counts(tiny, monkeypatch):
     w, ref = tiny
     good, calls = METHODS["incremental"], []
 
-    def recording(params, x, labels, h, threads):
+    def recording(params, x, labels, h, threads, arch, timer=None):
         calls.append(threads)
-        return good.func(params, x, labels, h, threads)
+        return good.func(params, x, labels, h, threads, arch)
 
     monkeypatch.setitem(METHODS, "incremental", Method("incremental", recording, True, True,
                                                        "recorded"))
@@ -398,7 +441,7 @@ def test_time_interleaved_alternates_thread_counts(tiny, monkeypatch):
     for t in counts:
         tm, c = inter.timings[t], inter.ceiling[t]
         assert tm.rounds == c.rounds == 3 and tm.threads == t and tm.blas_threads == 1
-        assert fb.max_abs_error(tm.result, ref) <= fb.TOL
+        assert _err("incremental", tm.result, ref, w) <= fb.TOL
     # the timed calls come in runs of loops[t] calls per count, counts taking turns
     runs = [calls[0]]
     for a, b in zip(calls, calls[1:], strict=False):
@@ -594,3 +637,137 @@ def test_old_baseline_without_ceiling_or_rounds():
     with pytest.raises(ValueError, match="no anchor.*--compare-absolute"):
         benchcompare.compare(now, old)
     assert benchcompare.compare(now, old, absolute=True)["rows"]
+
+
+# --- network flags, data choices, phases and the targets table ---------------------------
+
+
+@pytest.mark.parametrize("data", ["mnist", "fashion", "dense"])
+def test_data_choices(data):
+    w = fb.load_workload(3, 4, data=data)
+    assert w.data in (data, "synthetic" if data == "mnist" else f"synthetic {data}")
+    assert w.as_dict()["density"] == pytest.approx(np.count_nonzero(w.x) / w.x.size)
+    if data == "dense":  # standardised: negatives, (nearly) every input non-zero
+        assert w.x.min() < 0 and w.density > 0.9
+    else:
+        assert w.x.min() >= 0 and w.density < 0.7
+    s = fb.load_workload(3, 4, data=data, synthetic=True)
+    assert s.data.startswith("synthetic") and data in s.description or data == "mnist"
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        fb.load_workload(3, 4, data="cifar")
+
+
+def test_dense_batch_is_standardised_per_pixel_over_the_test_set():
+    from fastgrad import workload as wl
+
+    full = np.array([[0.0, 1.0, 2.0], [0.0, 3.0, 2.0]])
+    z = wl.standardise(full[:1], full)
+    np.testing.assert_allclose(z, [[0.0, -1.0, 0.0]])  # constant pixels become 0
+    found = wl.dense_batch(5)
+    if found is not None:
+        x, t, source = found
+        assert x.shape == (5, 784) and t.shape == (5,) and "standardised per pixel" in source
+
+
+def test_cli_deep_net_on_fashion_with_sampled_reference(tmp_path, capsys):
+    # sigmoid: a ReLU net's backprop check needs 90% of the (here 12) sampled entries
+    # clear of kinks, which a tiny sample may miss (test_deep_relu_workload covers ReLU)
+    rc = main(["bench", "--quick", "--hidden", "4", "3", "--weight-init", "xavier",
+               "--weight-decay", "0.01", "--batch", "3", "--data", "fashion", "--sample", "2",
+               "--threads", "1", "--no-compile", "--repeats", "1",
+               "--json", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "784-4-3-10 sigmoid (init xavier), weight decay 0.01" in out and "data (" in out
+    assert "reference (sampled, scaled)" in out and "projected speed-up on" in out
+    report = benchreport.load_json(tmp_path / "r.json")
+    w, ref = report["workload"], report["reference"]
+    assert (w["activation"], w["weight_decay"], w["layers"]) == ("sigmoid", 0.01,
+                                                                 [784, 4, 3, 10])
+    assert w["data"] in ("fashion", "synthetic fashion")
+    assert ref["sampled"] and ref["label"] == "sampled, scaled" and ref["entries"] < w["n_params"]
+    row = next(r for r in report["timings"] if r["method"] == "reference")
+    assert row["sampled"] and row["median_s"] == pytest.approx(ref["full_s"])
+    assert all(v["compared"] == ref["entries"] for v in report["validation"])
+    assert any("sampled, scaled" in n for n in report["notes"])
+
+
+def test_phase_profiles_in_the_report(quick_report):
+    _, d = quick_report
+    report = benchreport.load_json(d / "r.json")
+    profiles = {p["method"]: p for p in report["phases"]}
+    assert set(profiles) == {"jit", "incremental"}
+    for p in profiles.values():
+        assert p["threads"] == 1 and p["calls"] >= 1 and "projection" in p["projection_label"]
+        assert 0.0 <= p["serial_fraction"] <= 1.0
+        assert p["total_s"] == pytest.approx(sum(ph["seconds"] for ph in p["phases"]))
+        assert set(p["projection"]) == {"4", "8", "16", "64"}
+        s = p["serial_fraction"]
+        assert p["projection"]["16"] == pytest.approx(1 / (s + (1 - s) / 16))
+    text = benchreport.format_report(report)
+    assert "serial fraction" in text and "not a measurement" in text
+
+
+def test_cli_no_phases_and_bad_network_flags(capsys):
+    assert main(["bench", "--verify-only", *TINY, "--synthetic", "--no-phases",
+                 "--threads", "1"]) == 0
+    assert "phases at 1 thread" not in capsys.readouterr().out
+    for argv, message in ((["--hidden", "0"], "--hidden widths must be at least 1"),
+                          (["--jit-batch", "4"], "go with --targets"),
+                          (["--targets", "--jit-batch", "0"], "--jit-batch must be at least 1"),
+                          (["--activation", "tanh"], None), (["--data", "cifar"], None)):
+        if message is None:
+            with pytest.raises(SystemExit):
+                main(["bench", *argv])
+            continue
+        assert main(["bench", *argv]) == 2
+        assert message in capsys.readouterr().err
+
+
+@pytest.fixture
+def tiny_targets(monkeypatch):
+    from fastgrad import benchtargets
+
+    monkeypatch.setattr(benchtargets, "DEEP", (4, 4))
+    monkeypatch.setattr(benchtargets, "DEEP_BATCH", 3)
+    monkeypatch.setattr(benchtargets, "JIT_BATCH", 2)
+    monkeypatch.setattr(benchtargets, "TODAY", (5, 3))
+    return benchtargets
+
+
+def test_targets_report_marks_must_and_stretch(tiny_targets, tmp_path, capsys):
+    base = tmp_path / "base.json"
+    rc = main(["bench", "--quick", *TINY, "--synthetic", "--no-compile", "--no-phases",
+               "--threads", "1", "--json", str(base)])
+    assert rc == 0
+    capsys.readouterr()
+    rc = main(["bench", "--targets", "--synthetic", "--threads", "1", "--repeats", "1",
+               "--baseline", str(base), "--json", str(tmp_path / "t.json")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    report = json.loads((tmp_path / "t.json").read_text())
+    assert report["schema"] == tiny_targets.SCHEMA and report["ok"]
+    rows = report["rows"]
+    assert len(rows) == 5 and all(r["met"].split(" (")[0] in ("stretch", "must", "MISSED")
+                                  for r in rows)
+    assert rows[0]["figure"] == pytest.approx(
+        report["parts"]["relu"]["timings"]["reference"]["median_s"]
+        / report["parts"]["relu"]["timings"]["incremental"]["median_s"])
+    assert "batch 2, not 3" in rows[3]["note"]  # the jit row says it ran smaller
+    assert rows[4]["baseline"] == str(base) and rows[4]["interval"][0] <= rows[4]["figure"]
+    assert report["parts"]["relu"]["reference"]["sampled"] is False  # tiny: full loop
+    assert "must" in out and "stretch" in out and "see `fastgrad train`" in out
+    assert "projected speed-up" in out
+
+
+def test_targets_judging_and_missing_baseline(tiny_targets, tmp_path):
+    judge = tiny_targets._judge
+    assert judge(12000, 3000, 10000, True) == "stretch"
+    assert judge(5000, 3000, 10000, True) == "must"
+    assert judge(2000, 3000, 10000, True) == "MISSED"
+    assert judge(15, 100, 20, False) == "stretch" and judge(150, 100, 20, False) == "MISSED"
+    part = {"workload": {"layers": [784, 5, 10]}, "timings": {}}
+    assert "no baseline" in tiny_targets._baseline_row(part, None)["note"]
+    with pytest.raises(ValueError, match="not valid JSON"):
+        (tmp_path / "b.json").write_text("{")
+        tiny_targets.run_targets(1, baseline=tmp_path / "b.json")

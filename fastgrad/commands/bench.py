@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fastgrad.commands.check import _sample_arg, add_network_arguments
+from fastgrad.workload import DATA_CHOICES
+
 METHOD_NAMES = ("reference", "jit", "incremental", "backprop")  # fastgrad.methods.METHODS
 
 
@@ -16,6 +19,7 @@ def register(subparsers):
                     "1e-5 for analytic backprop), then time it and print time per gradient, "
                     "speed-up vs the reference, cost vs backprop, thread scaling against "
                     "the machine's own ceiling (thread counts interleaved) and "
+                    "the 1-thread phase profile (serial fraction, Amdahl projection) and "
                     "start-up (compile) time. Exit status 1 if a method fails validation "
                     "or, with --compare, regresses by more than 25% beyond the noise of "
                     "its rounds.")
@@ -26,7 +30,31 @@ def register(subparsers):
                    help="Numba thread counts for jit and incremental (default: 1, 2, 4, ... "
                         "all cores); the largest is used in the method table")
     p.add_argument("--batch", type=int, default=100, help="samples (default: %(default)s)")
-    p.add_argument("--hidden", type=int, default=50, help="hidden units (default: %(default)s)")
+    add_network_arguments(p)
+    p.add_argument("--data", default="mnist", choices=DATA_CHOICES,
+                   help="input images: mnist (MNIST test digits, ~19%% non-zero), fashion "
+                        "(Fashion-MNIST test images, ~50%%) or dense (the Fashion-MNIST test "
+                        "images, MNIST's without Fashion, standardised per pixel by the mean "
+                        "and std of the whole test set: negatives, ~98%% non-zero); seeded "
+                        "synthetic stand-ins when the files are absent (default: mnist)")
+    p.add_argument("--sample", type=_sample_arg, default="auto", metavar="N|all|auto",
+                   help="reference on N seeded entries per tensor, its time scaled to every "
+                        "entry and labelled 'sampled, scaled'; 'all' runs the full loop; "
+                        "'auto' (default) samples 32 per tensor above 50,000 parameters, "
+                        "where the book's loop takes minutes")
+    p.add_argument("--targets", action="store_true",
+                   help="measure the rows of the MultiLayerNet targets table instead (issue "
+                        "8: 784-[100]x4-10 ReLU/sigmoid at batch 128, jit, 784-50-10 against "
+                        "the saved baseline) on MNIST, each marked must/stretch; ignores "
+                        "the network, --data and method flags")
+    p.add_argument("--jit-batch", type=int, default=None, metavar="N",
+                   help="with --targets: batch of the jit row (default 2: a full jit gradient "
+                        "of the deep net at batch 128 takes minutes; 128 measures it as is)")
+    p.add_argument("--baseline", metavar="BASELINE.json",
+                   help="with --targets: the saved 784-50-10 report of the 'no slower than "
+                        "today' row (default: the newest bench/results/*.json)")
+    p.add_argument("--no-phases", dest="phases", action="store_false",
+                   help="skip the 1-thread phase profile (serial fraction, Amdahl projection)")
     p.add_argument("--repeats", type=int, metavar="N",
                    help="timed rounds per row (default: up to 5 within ~20 s per row)")
     p.add_argument("--quick", action="store_true",
@@ -35,10 +63,11 @@ def register(subparsers):
                    help="validate every method at every thread count, time nothing")
     p.add_argument("--no-compile", dest="compile_time", action="store_false",
                    help="skip the cold/warm start-up measurement (subprocesses)")
-    p.add_argument("--blas-threads", type=_blas_arg, default=None, metavar="N|auto",
+    p.add_argument("--blas-threads", type=_blas_arg, default=_DEFAULT, metavar="N|auto",
                    help="BLAS threads of the NumPy methods (default: auto, the BLAS's own "
                         "choice, as a user runs the reference; on a busy machine 1 is steadier "
-                        "but slower); Numba methods always run with 1")
+                        "but slower; --targets defaults to 1); Numba methods always run "
+                        "with 1")
     p.add_argument("--data-dir", metavar="DIR",
                    help="folder with t10k-images/labels-idx*-ubyte.gz (default: the "
                         "fastgrad download cache, then $FASTGRAD_SHARED_DATA or, when that is "
@@ -49,8 +78,8 @@ def register(subparsers):
     p.add_argument("--json", metavar="PATH", help="save the report as JSON")
     p.add_argument("--plot", metavar="PNG", help="save a PNG of methods and thread scaling")
     p.add_argument("--compare", metavar="BASELINE.json",
-                   help="compare with a saved --json report of the same workload (size "
-                        "and real or synthetic data). By default each time is taken relative "
+                   help="compare with a saved --json report of the same workload (net, "
+                        "size and data). By default each time is taken relative "
                         "to the anchors of its own run (reference and backprop) and thread "
                         "efficiency relative to the machine ceiling, which a different or "
                         "busier machine largely cancels; a ratio worse by >25%% whose "
@@ -60,6 +89,10 @@ def register(subparsers):
                         "baseline's machine only; a different CPU, core count, BLAS or Numba "
                         "is shown as a WARNING)")
     p.set_defaults(func=run)
+
+
+#: --blas-threads not given (auto, except 1 for --targets).
+_DEFAULT = object()  # not a string: argparse leaves it unconverted
 
 
 def _blas_arg(text):
@@ -78,10 +111,16 @@ def run(args) -> int:
     """Run the benchmark described by ``args``; return the exit status."""
     from fastgrad import benchcompare, benchreport
 
-    for name in ("batch", "hidden", "repeats"):
+    for name in ("batch", "repeats", "jit_batch"):
         value = getattr(args, name)
         if value is not None and value < 1:
-            raise ValueError(f"--{name} must be at least 1, got {value}")
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if any(v < 1 for v in args.hidden):
+        raise ValueError(f"--hidden widths must be at least 1, got {args.hidden}")
+    if not args.targets and (args.jit_batch is not None or args.baseline):
+        raise ValueError("--jit-batch and --baseline go with --targets")
+    if args.targets:
+        return _run_targets(args)
     if args.verify_only and (args.compare or args.plot):
         raise ValueError("--compare and --plot need timings: drop --verify-only")
     if args.compare_absolute and not args.compare:
@@ -96,8 +135,11 @@ def run(args) -> int:
     report = benchreport.run_benchmark(
         args.methods, args.threads, hidden=args.hidden, batch=args.batch,
         repeats=args.repeats, quick=args.quick, verify_only=args.verify_only,
-        compile_time=args.compile_time, data_dir=args.data_dir, synthetic=args.synthetic,
-        blas_threads=args.blas_threads, baseline=baseline,
+        compile_time=args.compile_time, data=args.data, data_dir=args.data_dir,
+        synthetic=args.synthetic, baseline=baseline,
+        blas_threads=None if args.blas_threads is _DEFAULT else args.blas_threads,
+        activation=args.activation, weight_init=args.weight_init,
+        weight_decay=args.weight_decay, sample=args.sample, phase_profile=args.phases,
         log=lambda msg: print(msg, file=sys.stderr, flush=True))
     print(benchreport.format_report(report))
     status = 0 if report["ok"] else 1
@@ -116,3 +158,26 @@ def run(args) -> int:
         if any(r["regression"] for r in comparison["rows"]):
             status = 1
     return status
+
+
+def _run_targets(args):
+    from fastgrad import benchreport, benchtargets
+
+    if args.compare or args.verify_only or args.plot:
+        raise ValueError("--targets takes neither --compare, --verify-only nor --plot")
+    baseline = args.baseline or benchtargets.default_baseline()
+    if args.json:
+        benchreport.check_output_path(args.json, "--json")
+    report = benchtargets.run_targets(
+        threads=max(args.threads) if args.threads else None, jit_batch=args.jit_batch,
+        baseline=baseline, quick=args.quick, repeats=args.repeats, data_dir=args.data_dir,
+        synthetic=args.synthetic,
+        # one BLAS thread: with two, the book's loop on a shared 2-core VM swung 10x between
+        # calls (OpenBLAS and Numba workers competing), which inflates every ratio vs it
+        blas_threads=1 if args.blas_threads is _DEFAULT else args.blas_threads,
+        log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    print(benchtargets.format_targets(report))
+    if args.json:
+        benchreport.save_json(report, args.json)
+        print(f"report saved to {args.json}")
+    return 0 if report["ok"] else 1

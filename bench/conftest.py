@@ -67,7 +67,8 @@ class References:
     def get(self, workload):
         if workload.key not in self._refs:
             sample = "all" if self._standard(workload) else SAMPLE
-            self._refs[workload.key] = fb.compute_reference(workload, sample=sample).grad
+            self._refs[workload.key] = fb.compute_reference(workload, blas_threads=1,
+                                                            sample=sample).grad
         return self._refs[workload.key]
 
     def check(self, method, grad, workload, benchmark=None):

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from threadpoolctl import threadpool_limits
 
 from fastgrad.workload import default_real_data_dir, real_batch
 
@@ -14,6 +15,15 @@ from fastgrad.workload import default_real_data_dir, real_batch
 _SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 if _SHARED.is_dir():
     os.environ.setdefault("FASTGRAD_SHARED_DATA", str(_SHARED))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_blas_thread():
+    """BLAS at one thread for the NumPy reference: nothing here is timed, and on a busy
+    2-core machine BLAS's own threads made the book's loop 15x slower (16 ms against
+    1.1 ms per loss of 784-50-10 on 100 digits)."""
+    with threadpool_limits(1, user_api="blas"):
+        yield
 
 
 @pytest.fixture(scope="session")

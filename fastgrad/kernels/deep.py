@@ -46,9 +46,9 @@ from fastgrad.kernels.incremental import (
     STEP_MAX,
     _expm1_series,
     _log1p,
-    _log1p_series,
     _logit_shift_diff,
     _shifted_loss,
+    linear_series_diff,
 )
 from fastgrad.kernels.layers import RELU, activate, bias, dense_affine, offsets, weight
 
@@ -85,19 +85,6 @@ def _sigmoid_shift(a, e, z, s, em):
     if e <= DBL_MAX and abs(s) <= STEP_MAX:
         return -e * em * z / (1.0 + e + e * em)
     return 1.0 / (1.0 + math.exp(-(a + s))) - z
-
-
-@njit(inline="always", **JIT_OPTIONS)
-def _linear_series_diff(d_p, d_m, m0, m1, m2, m3, m4, m5, y_t, w_t, a_base):
-    """``L(+) - L(-)`` when the logits move by ``d+- * w`` (moments ``m_k / k!``)."""
-    g1_p = d_p * (m1 + d_p * (m2 + d_p * (m3 + d_p * (m4 + d_p * m5))))
-    g1_m = d_m * (m1 + d_m * (m2 + d_m * (m3 + d_m * (m4 + d_m * m5))))
-    x_p = _expm1_series(d_p * w_t)
-    x_m = _expm1_series(d_m * w_t)
-    d_g = g1_p - g1_m
-    u_g = d_g / (m0 + g1_m)
-    u_a = (y_t * (x_p - x_m) + LOG_EPS * d_g) / (a_base + y_t * x_m + LOG_EPS * g1_m)
-    return _log1p_series(u_g) - _log1p_series(u_a)
 
 
 @njit(**JIT_OPTIONS)
@@ -381,7 +368,7 @@ def deep_sweep(theta, sizes, act, indptr, indices, values, labels, h, spec, colm
                 big = max(abs(d_p), abs(d_m))
                 if linear and big < reach:
                     if big * w_max <= POLY_MAX:
-                        diff = _linear_series_diff(d_p, d_m, m0, m1, m2, m3, m4, m5, y_t,
+                        diff = linear_series_diff(d_p, d_m, m0, m1, m2, m3, m4, m5, y_t,
                                                    w[t], a_base)
                     else:
                         diff = (_shifted_loss(pre_n[count - 1], w, d_p, t)

@@ -125,6 +125,13 @@ def _series_diff(e, z, em_p, em_m, m0, m1, m2, m3, m4, m5, y_t, w_t, a_base):
     """
     d_p = -e * em_p * z / (1.0 + e + e * em_p)
     d_m = -e * em_m * z / (1.0 + e + e * em_m)
+    return linear_series_diff(d_p, d_m, m0, m1, m2, m3, m4, m5, y_t, w_t, a_base)
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def linear_series_diff(d_p, d_m, m0, m1, m2, m3, m4, m5, y_t, w_t, a_base):
+    """``L(+) - L(-)`` of one sample whose logits move by ``d+- * w`` (the unit's outputs
+    moved by ``d+-``), summed through the moments ``m_k / k!`` of ``w``."""
     g1_p = d_p * (m1 + d_p * (m2 + d_p * (m3 + d_p * (m4 + d_p * m5))))
     g1_m = d_m * (m1 + d_m * (m2 + d_m * (m3 + d_m * (m4 + d_m * m5))))
     x_p = _expm1_series(d_p * w_t)

@@ -129,6 +129,15 @@ def _upper_loss(theta, sizes, w_off, b_off, act, pre_n, layer, j, d, label, cur,
     return -sample_log_prob(cur[:sizes[count]], label)
 
 
+@njit(inline="always", **JIT_OPTIONS)
+def _unit(unit_off, u):
+    """``(layer, j)`` of hidden unit ``u`` counted over all hidden layers."""
+    layer = 0
+    while unit_off[layer + 1] <= u:
+        layer += 1
+    return layer, u - unit_off[layer]
+
+
 @njit(**JIT_OPTIONS)
 def _vector_shift_loss(logits, shift, t):
     """``-log(softmax(logits + shift)[t] + 1e-7)``, max-shifted like the reference."""
@@ -282,10 +291,7 @@ def deep_sweep(theta, sizes, act, indptr, indices, values, labels, h, spec, colm
     # gradient sums; weight blocks transposed (row j = unit j) so each unit owns its row
     sums = np.zeros(theta.size)
     for u in prange(n_units):
-        layer = 0
-        while unit_off[layer + 1] <= u:
-            layer += 1
-        j = u - unit_off[layer]
+        layer, j = _unit(unit_off, u)
         n_in = sizes[layer]
         row = w_off[layer] + j * n_in
         cur = np.empty(width)
@@ -419,10 +425,7 @@ def deep_finish(sums, sizes, w_off, b_off, unit_off, n_samples, h):
     scale = 1.0 / (n_samples * 2.0 * h)
     grad = np.empty(sums.size)
     for u in prange(n_units):
-        layer = 0
-        while unit_off[layer + 1] <= u:
-            layer += 1
-        j = u - unit_off[layer]
+        layer, j = _unit(unit_off, u)
         n_in = sizes[layer]
         n_unit = sizes[layer + 1]
         for i in range(n_in):

@@ -107,12 +107,34 @@ class History:
         calls = self.timing["grad_calls"]
         return self.timing["grad_time"] / calls if calls else float("nan")
 
+    @property
+    def step_overhead(self) -> float:
+        """Seconds per iteration outside the gradient and the accuracy checks.
+
+        The minibatch gather, the update, the loss after it and the bookkeeping:
+        serial work that no thread count speeds up.
+        """
+        calls = self.timing["grad_calls"]
+        if not calls:
+            return float("nan")
+        t = self.timing
+        return max(t["wall_time"] - t["grad_time"] - t["eval_time"], 0.0) / calls
+
+    @property
+    def step_overhead_share(self) -> float:
+        """:attr:`step_overhead` as a share of a whole iteration (accuracy checks left out)."""
+        step = self.time_per_gradient + self.step_overhead
+        return self.step_overhead / step if step > 0 else float("nan")
+
     def to_dict(self) -> dict:
         """JSON-ready summary, losses and epoch records (parameters left out)."""
+        measured = bool(self.timing["grad_calls"])
         summary = {"iterations": self.iterations, "final_train_acc": self.final_train_acc,
                    "final_test_acc": self.final_test_acc,
-                   "time_per_gradient": self.time_per_gradient if self.timing["grad_calls"]
-                   else None, **self.timing}
+                   "time_per_gradient": self.time_per_gradient if measured else None,
+                   "step_overhead": self.step_overhead if measured else None,
+                   "step_overhead_share": self.step_overhead_share if measured else None,
+                   **self.timing}
         return {"config": self.config, "summary": summary, "losses": self.losses.tolist(),
                 "epochs": [asdict(r) for r in self.epochs]}
 

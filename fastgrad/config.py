@@ -3,9 +3,9 @@
 Kernels import their decorator options from here instead of scattering
 literals: ``cache`` so a warm start skips compilation, ``nogil`` so kernels may
 run from several Python threads, ``parallel`` only where a kernel has a
-``prange``. fastmath stays off (the dense micro-kernel only contracts
-multiply-adds into FMAs): reassociation would change the finite differences
-(and break bitwise thread-count invariance).
+``prange``. fastmath stays off (the dense micro-kernel and the incremental
+sweeps only contract multiply-adds into FMAs): reassociation would change the
+finite differences (and break bitwise thread-count invariance).
 """
 
 from __future__ import annotations
@@ -34,6 +34,11 @@ DENSE_FP_FLAGS = ("contract",)
 
 #: Options of kernels with a ``prange`` loop.
 PARALLEL_OPTIONS = {**JIT_OPTIONS, "parallel": True}
+
+#: Options of the incremental kernels' sweeps (long chains of multiply-adds per
+#: perturbed entry): the same LLVM ``contract`` flag as the dense micro-kernel, so
+#: ``a * b + c`` becomes one FMA. Deterministic, and it keeps every sum's order.
+SWEEP_OPTIONS = {**PARALLEL_OPTIONS, "fastmath": set(DENSE_FP_FLAGS)}
 
 #: Kernels that take a user's jitted function as an argument are specialised per
 #: function; caching them to disk would key the cache on an unpicklable object.

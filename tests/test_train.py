@@ -21,7 +21,7 @@ import pytest
 import fastgrad
 from fastgrad import checkpoint, data, inputs, methods, plots
 from fastgrad import training as train_mod
-from fastgrad.checkpoint import CheckpointError
+from fastgrad.checkpoint import CheckpointError, History
 from fastgrad.cli import main
 from fastgrad.network import TwoLayerNet
 from fastgrad.training import TrainingDiverged, TrainingInterrupted, schedule, train
@@ -88,6 +88,19 @@ def test_loss_decreases_and_net_learns():
     (x, t), (xt, tt) = DATA
     assert h.final_test_acc == net.accuracy(xt, tt) and h.final_train_acc == net.accuracy(x, t)
     assert h.time_per_gradient > 0 and h.timing["grad_calls"] == 150
+    assert 0 < h.step_overhead < h.timing["wall_time"] / 150
+    summary = h.to_dict()["summary"]
+    assert summary["step_overhead"] == h.step_overhead
+    assert 0 < summary["step_overhead_share"] < 1
+
+
+def test_step_overhead_arithmetic():
+    # 10 iterations: 10 s in the loop, 6 s of gradients, 2 s of accuracy checks
+    h = History({}, {}, np.zeros(10), [], None, None,
+                {"wall_time": 10.0, "grad_time": 6.0, "grad_calls": 10, "eval_time": 2.0,
+                 "warmup_time": 0.0})
+    assert h.step_overhead == pytest.approx(0.2)  # (10 - 6 - 2) / 10
+    assert h.step_overhead_share == pytest.approx(0.2 / 0.8)  # of 0.6 + 0.2 per iteration
 
 
 def test_history_and_epoch_accounting():

@@ -127,6 +127,10 @@ def _summary(history):
           f"kernel load {timing['warmup_time']:.1f} s)")
     print(f"time per gradient: {history.time_per_gradient * 1e3:.3f} ms "
           f"({config['method']}, {timing['threads']} threads, batch {config['batch_size']})")
+    if timing["grad_calls"]:
+        print(f"per iteration outside the gradient (minibatch, update, loss): "
+              f"{history.step_overhead * 1e3:.3f} ms, {history.step_overhead_share:.1%} of "
+              "an iteration")
     print(f"final accuracy: train {history.final_train_acc:.4f}, "
           f"test {history.final_test_acc:.4f}")
 

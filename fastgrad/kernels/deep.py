@@ -38,7 +38,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from fastgrad.config import JIT_OPTIONS, PARALLEL_OPTIONS
+from fastgrad.config import JIT_OPTIONS, PARALLEL_OPTIONS, SWEEP_OPTIONS
 from fastgrad.kernels.forward import LOG_EPS, sample_hidden, sample_log_prob
 from fastgrad.kernels.incremental import (
     DBL_MAX,
@@ -270,7 +270,33 @@ def _sigmoid_coefficients(theta, sizes, w_off, pre_n, post_n, enz_n, layer, j, A
     out[:, :] = A[:, :sizes[count]]
 
 
-@njit(**PARALLEL_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
+def _relu_reach(h, layer, n, indptr, values, post, n_in):
+    """``h`` times the largest input of the unit in sample ``n`` (1 for the bias)."""
+    big = 1.0
+    if layer == 0:
+        for q in range(indptr[n], indptr[n + 1]):
+            big = max(big, abs(values[q]))
+    else:
+        for i in range(n_in):
+            big = max(big, abs(post[n, layer - 1, i]))
+    return h * big
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def _relu_linear_block(h, inputs, tmp, m0, m1, m2, m3, m4, m5, y_t, w_t, a_base):
+    """``tmp[i]`` = ``L(+) - L(-)`` for every input ``i`` of an active ReLU unit.
+
+    Only valid when no step crosses a kink (then the unit moves by exactly
+    ``+-h v``), none leaves the linear region above and the series applies:
+    the loop has no branch, so it runs in SIMD lanes. A zero input gives 0.
+    """
+    for i in range(inputs.size):
+        s = h * inputs[i]
+        tmp[i] = linear_series_diff(s, -s, m0, m1, m2, m3, m4, m5, y_t, w_t, a_base)
+
+
+@njit(**SWEEP_OPTIONS)
 def deep_sweep(theta, sizes, act, indptr, indices, values, labels, h, spec, colmax, w_off, b_off,
                unit_off, pre, post, enz, y, m0s, dirs, margins, mu, coefs, ratios, em_plus,
                em_minus, out_rows):
@@ -297,6 +323,7 @@ def deep_sweep(theta, sizes, act, indptr, indices, values, labels, h, spec, colm
         cur = np.empty(width)
         nxt = np.empty(width)
         shift = np.empty(n_out)
+        tmp = np.empty(n_in)
         linear = relu or layer == top
         for n in range(n_samples):
             t = labels[n]
@@ -339,6 +366,27 @@ def deep_sweep(theta, sizes, act, indptr, indices, values, labels, h, spec, colm
                 rho = ratios[n, u]
                 for k in range(n_out):
                     w_max = max(w_max, abs(coefs[n, u, 0, k]))
+            if relu:
+                s_max = _relu_reach(h, layer, n, indptr, values, post, n_in)
+                if a <= -s_max:  # off, and no step turns it on: every difference is 0
+                    continue
+                if a > s_max and s_max < reach and s_max * w_max <= POLY_MAX:
+                    # on, no step turns it off, linear above, series valid: the
+                    # per-input branches below all take the series, so skip them
+                    if layer == 0:
+                        lo, hi = indptr[n], indptr[n + 1]
+                        _relu_linear_block(h, values[lo:hi], tmp, m0, m1, m2, m3, m4, m5,
+                                           y_t, w[t], a_base)
+                        for q in range(lo, hi):
+                            sums[row + indices[q]] += tmp[q - lo]
+                    else:
+                        _relu_linear_block(h, post[n, layer - 1, :n_in], tmp, m0, m1, m2, m3,
+                                           m4, m5, y_t, w[t], a_base)
+                        for i in range(n_in):
+                            sums[row + i] += tmp[i]
+                    sums[b_off[layer] + j] += linear_series_diff(h, -h, m0, m1, m2, m3, m4, m5,
+                                                                 y_t, w[t], a_base)
+                    continue
             # inputs of the unit: CSR pixels for layer 0, the activations below otherwise
             if layer == 0:
                 start = indptr[n]

@@ -33,7 +33,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from fastgrad.config import JIT_OPTIONS, PARALLEL_OPTIONS
+from fastgrad.config import JIT_OPTIONS, PARALLEL_OPTIONS, SWEEP_OPTIONS
 from fastgrad.kernels.forward import LOG_EPS, sample_hidden, sample_logits
 
 #: Largest ``|d| * max|w|`` for which the series below are exact to rounding.
@@ -189,7 +189,7 @@ def cached_activations(W1, b1, W2, b2, indptr, indices, values, labels, h, pre, 
                                                x_minus_bias)
 
 
-@njit(**PARALLEL_OPTIONS)
+@njit(**SWEEP_OPTIONS)
 def hidden_sweep(W2, indptr, indices, values, labels, h, pre, exp_neg_a1, z1, logits, y, em_plus,
                  em_minus, v_max, gW1_t, gb1, gW2, scale):
     """Phase 2, parallel over hidden units: sum ``L_n(+) - L_n(-)`` for W1, b1, W2.

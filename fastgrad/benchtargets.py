@@ -187,7 +187,8 @@ TRAIN_ROWS = (
 
 
 def run_targets(threads=None, *, jit_batch=None, baseline=None, quick=False, repeats=None,
-                data_dir=None, synthetic=False, blas_threads=None, log=_silent):
+                data_dir=None, synthetic=False, blas_threads=None, training=False,
+                log=_silent):
     """Measure every row of the targets table; return the report dict.
 
     Parameters
@@ -204,6 +205,9 @@ def run_targets(threads=None, *, jit_batch=None, baseline=None, quick=False, rep
         Exact rounds per method.
     data_dir, synthetic, blas_threads
         As for :func:`fastgrad.benchreport.run_benchmark`.
+    training : bool
+        Also train the optimizer comparison (:mod:`fastgrad.benchtraining`,
+        about a quarter of an hour on 2 cores) for its two rows.
     log : callable
         Receives one progress line at a time.
     """
@@ -263,12 +267,18 @@ def run_targets(threads=None, *, jit_batch=None, baseline=None, quick=False, rep
                    3, True, jit_note),
         _baseline_row(parts["today"], baseline),
     ]
+    not_measured = list(TRAIN_ROWS)
+    if training:
+        from fastgrad import benchtraining
+
+        rows += benchtraining.run_comparison(threads=threads, say=say)[0]
+        not_measured = []
     ok = all(v["ok"] for p in parts.values() for v in p["validation"])
     return {"schema": SCHEMA, "fastgrad": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "threads": threads, "blas_threads": blas_threads,
             "layer": config.threading_layer(), "rows": rows,
-            "not_measured_here": list(TRAIN_ROWS), "parts": parts,
+            "not_measured_here": not_measured, "parts": parts,
             "phases": {**prof.as_dict(), "workload": relu.label(),
                        "projection_label": PROJECTION_LABEL},
             "environment": benchmark.environment(), "ok": ok,
@@ -293,9 +303,13 @@ def format_targets(report):
     def fmt(r):
         if r["figure"] is None:
             return "-"
+        if r.get("unit"):
+            return f"{r['figure']:.2f} {r['unit']}"
         return f"{r['figure']:.2f}x" if r["must"] == 1.0 else _fmt_x(r["figure"])
 
     def goal(r, v):
+        if r.get("unit"):
+            return f"{'>=' if r['higher_is_better'] else '<='} {v:g} {r['unit']}"
         if v is None:
             return "faster" if r["must"] == 1.0 else "-"
         if r["must"] == 1.0 and v == 1.0:
@@ -321,9 +335,11 @@ def format_targets(report):
     out += ["", f"deep incremental phases at 1 thread ({ph['workload']}): serial fraction "
             f"{ph['serial_fraction']:.2%}; projected speed-up on "
             + ", ".join(f"{n} cores {_fmt_x(v)}" for n, v in ph["projection"].items()),
-            f"  projected = {PROJECTION_LABEL}",
-            "", "not measured here (training, see `fastgrad train`):"]
-    out += [f"  {t}" for t in report["not_measured_here"]]
+            f"  projected = {PROJECTION_LABEL}"]
+    if report["not_measured_here"]:
+        out += ["", "not measured here (training: `fastgrad bench --targets --training` or "
+                "`python bench/optimizer_compare.py`):"]
+        out += [f"  {t}" for t in report["not_measured_here"]]
     out.append("")
     out.append(f"{'all methods agree with the reference' if report['ok'] else 'VALIDATION FAILED'}"
                f"; {report['wall_s']:.0f} s in all")

@@ -756,8 +756,41 @@ def test_targets_report_marks_must_and_stretch(tiny_targets, tmp_path, capsys):
     assert "batch 2, not 3" in rows[3]["note"]  # the jit row says it ran smaller
     assert rows[4]["baseline"] == str(base) and rows[4]["interval"][0] <= rows[4]["figure"]
     assert report["parts"]["relu"]["reference"]["sampled"] is False  # tiny: full loop
-    assert "must" in out and "stretch" in out and "see `fastgrad train`" in out
+    assert "must" in out and "stretch" in out and "--targets --training" in out
     assert "projected speed-up" in out
+
+
+def test_targets_training_rows(tiny_targets, monkeypatch, tmp_path, capsys):
+    from fastgrad import benchtraining
+
+    rng = np.random.default_rng(0)
+    x = (rng.random((40, 784)) * (rng.random((40, 784)) < 0.2)).astype(np.float32)
+    t = rng.integers(0, 10, 40)
+    data = ((x[:30], t[:30]), (x[30:], t[30:]))
+    monkeypatch.setattr(benchtraining, "load_data", lambda: (data, "synthetic digits"))
+    monkeypatch.setattr(benchtraining, "NET", {**benchtraining.NET, "hidden_size_list": [4, 4]})
+    monkeypatch.setattr(benchtraining, "ITERS", 3)
+    monkeypatch.setattr(benchtraining, "BATCH", 5)
+    rc = main(["bench", "--targets", "--training", "--synthetic", "--threads", "1",
+               "--repeats", "1", "--json", str(tmp_path / "t.json")])
+    out = capsys.readouterr().out
+    report = json.loads((tmp_path / "t.json").read_text())
+    rows = report["rows"]
+    assert len(rows) == 7 and report["not_measured_here"] == [] and rc in (0, 1)
+    timed, accuracy = rows[5], rows[6]
+    assert timed["unit"] == "min" and timed["must"] == 15 and timed["stretch"] == 5
+    assert accuracy["unit"] == "points" and accuracy["must"] == 1.0
+    assert "synthetic digits" in timed["note"] and "adam" in accuracy["note"]
+    assert "not measured here" not in out and " min " in out
+
+
+def test_training_rows_judging():
+    from fastgrad import benchtraining
+
+    level = benchtraining._level
+    assert level(15 * 60, 15 * 60, 5 * 60) == "must" and level(900.5, 900, 300) == "MISSED"
+    assert level(300, 900, 300) == "stretch" and level(0.2, 1.0, 0.2) == "stretch"
+    assert level(0.21, 1.0, 0.2) == "must" and level(1.01, 1.0, 0.2) == "MISSED"
 
 
 def test_targets_judging_and_missing_baseline(tiny_targets, tmp_path):

@@ -50,6 +50,10 @@ def register(subparsers):
     p.add_argument("--jit-batch", type=int, default=None, metavar="N",
                    help="with --targets: batch of the jit row (default 2: a full jit gradient "
                         "of the deep net at batch 128 takes minutes; 128 measures it as is)")
+    p.add_argument("--training", action="store_true",
+                   help="with --targets: also train the book's optimizer comparison (sgd, "
+                        "momentum, adagrad, adam; 2,000 iterations each, incremental and "
+                        "backprop) for its two rows: about a quarter of an hour on 2 cores")
     p.add_argument("--baseline", metavar="BASELINE.json",
                    help="with --targets: the saved 784-50-10 report of the 'no slower than "
                         "today' row (default: the newest bench/results/*.json)")
@@ -117,8 +121,8 @@ def run(args) -> int:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if any(v < 1 for v in args.hidden):
         raise ValueError(f"--hidden widths must be at least 1, got {args.hidden}")
-    if not args.targets and (args.jit_batch is not None or args.baseline):
-        raise ValueError("--jit-batch and --baseline go with --targets")
+    if not args.targets and (args.jit_batch is not None or args.baseline or args.training):
+        raise ValueError("--jit-batch, --baseline and --training go with --targets")
     if args.targets:
         return _run_targets(args)
     if args.verify_only and (args.compare or args.plot):
@@ -175,7 +179,7 @@ def _run_targets(args):
         # one BLAS thread: with two, the book's loop on a shared 2-core VM swung 10x between
         # calls (OpenBLAS and Numba workers competing), which inflates every ratio vs it
         blas_threads=1 if args.blas_threads is _DEFAULT else args.blas_threads,
-        log=lambda msg: print(msg, file=sys.stderr, flush=True))
+        training=args.training, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     print(benchtargets.format_targets(report))
     if args.json:
         benchreport.save_json(report, args.json)

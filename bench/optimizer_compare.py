@@ -41,10 +41,7 @@ def main(argv=None):
         print(f"{r['workload']}: {r['figure']:.2f} {r['unit']} (must <= {r['must']:g}, "
               f"stretch <= {r['stretch']:g}): {r['met']}\n  {r['note']}")
     if args.plot:
-        from fastgrad.plots import plot_comparison
-
-        curves = {f"{n} ({m})": h for m, hs in histories.items() for n, h in hs.items()}
-        print(f"plot: {plot_comparison(curves, args.plot)}")
+        print(f"plot: {bt.plot_methods(histories, args.plot)}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"rows": rows, **details}, fh, indent=1)

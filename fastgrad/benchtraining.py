@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from fastgrad import config, workload
 
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "adam")
@@ -117,3 +119,39 @@ def run_comparison(data=None, *, described=None, iters=None, batch=None, threads
                "runs": {m: {n: {"seconds": s, **h.to_dict()["summary"]}
                             for n, (h, s) in r.items()} for m, r in runs.items()}}
     return rows, histories, details
+
+
+def plot_methods(histories, path, *, dpi=100):
+    """Each optimizer's smoothed loss, incremental solid and backprop dashed, in one PNG.
+
+    ``histories`` as from :func:`run_comparison`; returns the written path.
+    """
+    from pathlib import Path
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from fastgrad.checkpoint import atomic_write
+    from fastgrad.plots import describe, smooth_curve
+
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    styles = {"incremental": "-", "backprop": "--"}
+    top = 1.0
+    for i, name in enumerate(OPTIMIZERS):
+        for method, style in styles.items():
+            hist = histories[method][name]
+            losses = smooth_curve(hist.losses)
+            ax.plot(range(1, len(losses) + 1), losses, style, color=f"C{i}", linewidth=1.2,
+                    label=f"{name}, {method} (test acc {hist.final_test_acc:.4f})")
+            if len(losses):
+                top = max(top, min(float(np.percentile(losses, 95)), 3.0))
+    cfg = histories["incremental"][OPTIMIZERS[0]].config
+    ax.set(xlabel="iterations", ylabel="loss (smoothed)", ylim=(0, top))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title("The book's optimizer comparison: incremental numerical gradient (solid) vs "
+                 f"backprop (dashed)\n{describe(cfg)}, batch {cfg['batch_size']}, seed "
+                 f"{cfg['seed']}, same minibatches", fontsize=9)
+    return atomic_write(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=dpi))

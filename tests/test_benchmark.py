@@ -804,3 +804,25 @@ def test_targets_judging_and_missing_baseline(tiny_targets, tmp_path):
     with pytest.raises(ValueError, match="not valid JSON"):
         (tmp_path / "b.json").write_text("{")
         tiny_targets.run_targets(1, baseline=tmp_path / "b.json")
+
+
+def test_training_comparison_plot(monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib")
+    from fastgrad import benchtraining
+
+    rng = np.random.default_rng(1)
+    x = (rng.random((30, 784)) * (rng.random((30, 784)) < 0.2)).astype(np.float32)
+    t = rng.integers(0, 10, 30)
+    monkeypatch.setattr(benchtraining, "NET", {**benchtraining.NET, "hidden_size_list": [3]})
+    rows, histories, details = benchtraining.run_comparison(
+        ((x[:20], t[:20]), (x[20:], t[20:])), described="synthetic", iters=4, batch=5,
+        threads=1, say=lambda _: None)
+    assert set(histories) == {"incremental", "backprop"}
+    assert all(len(h.losses) == 4 for hs in histories.values() for h in hs.values())
+    gaps = [100 * abs(histories["incremental"][n].final_test_acc
+                      - histories["backprop"][n].final_test_acc)
+            for n in benchtraining.OPTIMIZERS]
+    assert rows[1]["figure"] == pytest.approx(max(gaps))
+    assert rows[0]["figure"] == pytest.approx(details["incremental_total_s"] / 60)
+    png = benchtraining.plot_methods(histories, tmp_path / "cmp.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -31,6 +31,33 @@ from fastgrad.kernels.forward import batch_loss
 from fastgrad.methods import METHODS
 
 
+@njit
+def _unpack(theta, n_in, n_hidden, n_out):
+    """Views ``W1, b1, W2, b2`` of the flat parameters."""
+    o = n_in * n_hidden
+    w1 = theta[:o].reshape(n_in, n_hidden)
+    b1 = theta[o:o + n_hidden]
+    o += n_hidden
+    w2 = theta[o:o + n_hidden * n_out].reshape(n_hidden, n_out)
+    o += n_hidden * n_out
+    return w1, b1, w2, theta[o:o + n_out]
+
+
+@njit
+def _log_prob(a, w2, b2, z, label):
+    """``log(softmax(sigmoid(a) @ w2 + b2)[label] + 1e-7)``, max-shifted; ``z`` is scratch."""
+    z[:] = b2
+    for j in range(a.size):
+        sj = 1.0 / (1.0 + np.exp(-a[j]))
+        for k in range(z.size):
+            z[k] += sj * w2[j, k]
+    m = z.max()
+    den = 0.0
+    for k in range(z.size):
+        den += np.exp(z[k] - m)
+    return np.log(np.exp(z[label] - m) / den + 1e-7)
+
+
 @njit  # a user's function, with Numba's defaults
 def net_loss(theta, x, labels, n_in, n_hidden, n_out):
     """The book's loss ``-sum(log(y[t] + 1e-7)) / batch`` of a sigmoid net, flat parameters.
@@ -38,13 +65,7 @@ def net_loss(theta, x, labels, n_in, n_hidden, n_out):
     ``theta`` is ``W1, b1, W2, b2`` raveled one after the other. Zero pixels
     (~80% of MNIST) are skipped, as fastgrad's jit method skips them.
     """
-    w1 = theta[:n_in * n_hidden].reshape(n_in, n_hidden)
-    o = n_in * n_hidden
-    b1 = theta[o:o + n_hidden]
-    o += n_hidden
-    w2 = theta[o:o + n_hidden * n_out].reshape(n_hidden, n_out)
-    o += n_hidden * n_out
-    b2 = theta[o:o + n_out]
+    w1, b1, w2, b2 = _unpack(theta, n_in, n_hidden, n_out)
     a = np.empty(n_hidden)
     z = np.empty(n_out)
     total = 0.0
@@ -55,16 +76,7 @@ def net_loss(theta, x, labels, n_in, n_hidden, n_out):
             if v != 0.0:
                 for j in range(n_hidden):
                     a[j] += v * w1[i, j]
-        z[:] = b2
-        for j in range(n_hidden):
-            sj = 1.0 / (1.0 + np.exp(-a[j]))
-            for k in range(n_out):
-                z[k] += sj * w2[j, k]
-        m = z.max()
-        den = 0.0
-        for k in range(n_out):
-            den += np.exp(z[k] - m)
-        total -= np.log(np.exp(z[labels[s]] - m) / den + 1e-7)
+        total -= _log_prob(a, w2, b2, z, labels[s])
     return total / x.shape[0]
 
 
@@ -73,13 +85,7 @@ def net_loss_csr(theta, batch, labels, layers):
     """:func:`net_loss` with the batch in compressed sparse rows ``(indptr, indices, values)``."""
     indptr, indices, values = batch
     n_in, n_hidden, n_out = layers
-    w1 = theta[:n_in * n_hidden].reshape(n_in, n_hidden)
-    o = n_in * n_hidden
-    b1 = theta[o:o + n_hidden]
-    o += n_hidden
-    w2 = theta[o:o + n_hidden * n_out].reshape(n_hidden, n_out)
-    o += n_hidden * n_out
-    b2 = theta[o:o + n_out]
+    w1, b1, w2, b2 = _unpack(theta, n_in, n_hidden, n_out)
     a = np.empty(n_hidden)
     z = np.empty(n_out)
     total = 0.0
@@ -89,16 +95,7 @@ def net_loss_csr(theta, batch, labels, layers):
             v = values[q]
             for j in range(n_hidden):
                 a[j] += v * w1[indices[q], j]
-        z[:] = b2
-        for j in range(n_hidden):
-            sj = 1.0 / (1.0 + np.exp(-a[j]))
-            for k in range(n_out):
-                z[k] += sj * w2[j, k]
-        m = z.max()
-        den = 0.0
-        for k in range(n_out):
-            den += np.exp(z[k] - m)
-        total -= np.log(np.exp(z[labels[s]] - m) / den + 1e-7)
+        total -= _log_prob(a, w2, b2, z, labels[s])
     return total / labels.size
 
 

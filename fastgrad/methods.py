@@ -60,7 +60,7 @@ def _backprop(params, x, labels, h, threads, arch=SIGMOID, timer=no_timer):
         return reference.backprop_gradient(params, x, labels, False, *arch)
 
 
-def flatten(params):
+def _flatten(params):
     """``(theta, sizes)``: the parameters back to back and the layer widths."""
     names = reference.param_names(params)
     theta = np.concatenate([params[name].ravel() for name in names])
@@ -177,7 +177,7 @@ def _first_layer_plan(x):
 
 def _jit(params, x, labels, h, threads, arch=SIGMOID, timer=no_timer):
     with timer("flatten and plan", "serial"):
-        theta, sizes = flatten(params)
+        theta, sizes = _flatten(params)
         x = np.ascontiguousarray(x, dtype=np.float64)
         _, _, code, columns = _first_layer_plan(x)
         if columns is None:
@@ -229,7 +229,7 @@ def _two_layer_incremental(params, indptr, indices, values, labels, h, timer):
 
 def _deep_incremental(params, indptr, indices, values, labels, h, arch, timer):
     with timer("flatten", "serial"):
-        theta, sizes = flatten(params)
+        theta, sizes = _flatten(params)
         spec, colmax = _weight_norms(params)
     args = (theta, sizes, arch.code, indptr, indices, values, labels, h, spec, colmax)
     n_units = int(sizes[1:-1].sum())

@@ -271,19 +271,6 @@ def _sigmoid_coefficients(theta, sizes, w_off, pre_n, post_n, enz_n, layer, j, A
 
 
 @njit(inline="always", **JIT_OPTIONS)
-def _relu_reach(h, layer, n, indptr, values, post, n_in):
-    """``h`` times the largest input of the unit in sample ``n`` (1 for the bias)."""
-    big = 1.0
-    if layer == 0:
-        for q in range(indptr[n], indptr[n + 1]):
-            big = max(big, abs(values[q]))
-    else:
-        for i in range(n_in):
-            big = max(big, abs(post[n, layer - 1, i]))
-    return h * big
-
-
-@njit(inline="always", **JIT_OPTIONS)
 def _relu_linear_block(h, inputs, tmp, m0, m1, m2, m3, m4, m5, y_t, w_t, a_base):
     """``tmp[i]`` = ``L(+) - L(-)`` for every input ``i`` of an active ReLU unit.
 
@@ -299,7 +286,7 @@ def _relu_linear_block(h, inputs, tmp, m0, m1, m2, m3, m4, m5, y_t, w_t, a_base)
 @njit(**SWEEP_OPTIONS)
 def deep_sweep(theta, sizes, act, indptr, indices, values, labels, h, spec, colmax, w_off, b_off,
                unit_off, pre, post, enz, y, m0s, dirs, margins, mu, coefs, ratios, em_plus,
-               em_minus, out_rows):
+               em_minus, out_rows, reach_in):
     """Phase 2: sum ``L_n(+) - L_n(-)`` per parameter, one ``prange`` iteration per hidden unit.
 
     Returns the sums laid out like ``theta`` except that each hidden weight
@@ -367,7 +354,7 @@ def deep_sweep(theta, sizes, act, indptr, indices, values, labels, h, spec, colm
                 for k in range(n_out):
                     w_max = max(w_max, abs(coefs[n, u, 0, k]))
             if relu:
-                s_max = _relu_reach(h, layer, n, indptr, values, post, n_in)
+                s_max = reach_in[n, layer]
                 if a <= -s_max:  # off, and no step turns it on: every difference is 0
                     continue
                 if a > s_max and s_max < reach and s_max * w_max <= POLY_MAX:
@@ -523,6 +510,8 @@ def deep_prepare(theta, sizes, act, indptr, indices, values, labels, h, spec, co
     em_plus = np.empty(values.size)
     em_minus = np.empty(values.size)
     out_rows = np.empty((n_samples, n_out))  # output biases: L(+) - L(-) per sample
+    # h * the largest input of each layer's units (1 for the bias): the largest step
+    reach_in = np.empty((n_samples, n_hidden))
     x_plus_bias = math.expm1(h)
     x_minus_bias = math.expm1(-h)
     W_out = weight(theta, sizes, w_off, count - 1)
@@ -558,9 +547,17 @@ def deep_prepare(theta, sizes, act, indptr, indices, values, labels, h, spec, co
         for k in range(n_out):
             out_rows[n, k] = _logit_shift_diff(y[n, k], y[n, t], k == t, m0, x_plus_bias,
                                                x_minus_bias)
+        big = 1.0
         for q in range(indptr[n], indptr[n + 1]):
             em_plus[q] = math.expm1(-h * values[q])
             em_minus[q] = math.expm1(h * values[q])
+            big = max(big, abs(values[q]))
+        reach_in[n, 0] = h * big
+        for m in range(1, n_hidden):
+            big = 1.0
+            for i in range(sizes[m]):
+                big = max(big, abs(post[n, m - 1, i]))
+            reach_in[n, m] = h * big
         for j in range(sizes[top + 1]):
             dirs[n, unit_off[top] + j, :] = W_out[j, :]
         if relu:
@@ -598,4 +595,4 @@ def deep_prepare(theta, sizes, act, indptr, indices, values, labels, h, spec, co
                     ratios[n, u] = (max(g2 / g1, math.sqrt(g3 / g1)) if g1 > 0.0
                                     else np.inf)
     return (w_off, b_off, unit_off, pre, post, enz, y, m0s, dirs, margins, mu, coefs, ratios,
-            em_plus, em_minus, out_rows)
+            em_plus, em_minus, out_rows, reach_in)

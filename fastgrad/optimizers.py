@@ -17,10 +17,12 @@ from types import MappingProxyType
 
 import numpy as np
 
+from fastgrad.kernels import update as update_kernels
+
 __all__ = ["OPTIMIZERS", "Adam", "AdaGrad", "Momentum", "Nesterov", "Optimizer",
            "OptimizerState", "RMSprop", "SGD", "make_optimizer"]
 
-EPS = 1e-7  # the book's guard in every adaptive denominator
+EPS = update_kernels.EPS  # the book's guard in every adaptive denominator
 
 
 @dataclass(frozen=True)
@@ -91,17 +93,42 @@ class Optimizer:
                                          for k, v in params.items()}
                                   for slot in self.slot_names})
 
-    def update(self, params, grads, state: OptimizerState):
-        """One step: ``(new_params, new_state)``; ``params``, ``grads``, ``state`` untouched."""
+    def update(self, params, grads, state: OptimizerState, *, compiled=True):
+        """One step: ``(new_params, new_state)``; ``params``, ``grads``, ``state`` untouched.
+
+        ``compiled`` runs the rule's Numba kernel (:mod:`fastgrad.kernels.update`,
+        one pass per array), else the NumPy expressions: bitwise the same.
+        """
+        return self.update_checked(params, grads, state, compiled=compiled)[:2]
+
+    def update_checked(self, params, grads, state: OptimizerState, *, compiled=True):
+        """:meth:`update` and whether every new parameter and state value is finite."""
         new_params, new_slots = {}, {slot: {} for slot in self.slot_names}
         count = state.iter + 1
         scalars = self._scalars(count)
+        finite = True
         for key in params:
             slots = {slot: state.slots[slot][key] for slot in self.slot_names}
-            new_params[key], moved = self._step(params[key], grads[key], slots, *scalars)
+            if compiled:
+                new_params[key], moved, bad = self._compiled_step(params[key], grads[key],
+                                                                  slots, *scalars)
+                finite = finite and not bad
+            else:
+                new_params[key], moved = self._step(params[key], grads[key], slots, *scalars)
             for slot, value in moved.items():
                 new_slots[slot][key] = value
-        return new_params, OptimizerState(count, new_slots)
+        if not compiled:
+            finite = all(np.isfinite(v).all() for d in (new_params, *new_slots.values())
+                         for v in d.values())
+        return new_params, OptimizerState(count, new_slots), finite
+
+    def _compiled_step(self, p, g, slots, *scalars):
+        """``_step`` by the kernel: ``(new p, new slots, count of NaN/Inf written)``."""
+        flat = [np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
+                for a in (p, g, *(slots[name] for name in self.slot_names))]
+        out = [np.empty(p.shape) for _ in range(1 + len(self.slot_names))]
+        bad = self._kernel(*flat, *self._kernel_scalars(*scalars), *(a.reshape(-1) for a in out))
+        return out[0], dict(zip(self.slot_names, out[1:], strict=True)), bad
 
     def _scalars(self, count):
         return ()
@@ -109,12 +136,18 @@ class Optimizer:
     def _step(self, p, g, slots, *scalars):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _kernel_scalars(self, *scalars):
+        """The Python floats the kernel takes, computed as the NumPy rule computes them."""
+        return (self.lr,)
+
 
 class SGD(Optimizer):
     """``p -= lr * g``."""
 
     name, defaults = "sgd", MappingProxyType({"lr": 0.01})
     _checks = MappingProxyType({"lr": check_lr})
+
+    _kernel = staticmethod(update_kernels.sgd)
 
     def _step(self, p, g, slots):
         return p - self.lr * g, {}
@@ -127,9 +160,14 @@ class Momentum(Optimizer):
     slot_names = ("v",)
     _checks = MappingProxyType({"lr": check_lr, "momentum": _unit("momentum")})
 
+    _kernel = staticmethod(update_kernels.momentum)
+
     def _step(self, p, g, slots):
         v = self.momentum * slots["v"] - self.lr * g
         return p + v, {"v": v}
+
+    def _kernel_scalars(self):
+        return self.momentum, self.lr
 
 
 class Nesterov(Optimizer):
@@ -146,6 +184,12 @@ class Nesterov(Optimizer):
         p = p + m * m * v
         return p - (1 + m) * self.lr * g, {"v": v}
 
+    _kernel = staticmethod(update_kernels.nesterov)
+
+    def _kernel_scalars(self):
+        m = self.momentum
+        return m, self.lr, m * m, (1 + m) * self.lr
+
 
 class AdaGrad(Optimizer):
     """``h += g * g; p -= lr * g / (sqrt(h) + 1e-7)``."""
@@ -153,6 +197,8 @@ class AdaGrad(Optimizer):
     name, defaults = "adagrad", MappingProxyType({"lr": 0.01})
     slot_names = ("h",)
     _checks = MappingProxyType({"lr": check_lr})
+
+    _kernel = staticmethod(update_kernels.adagrad)
 
     def _step(self, p, g, slots):
         h = slots["h"] + g * g
@@ -171,6 +217,11 @@ class RMSprop(Optimizer):
         h = h + (1 - self.decay_rate) * g * g
         return p - self.lr * g / (np.sqrt(h) + EPS), {"h": h}
 
+    _kernel = staticmethod(update_kernels.rmsprop)
+
+    def _kernel_scalars(self):
+        return self.decay_rate, 1 - self.decay_rate, self.lr
+
 
 class Adam(Optimizer):
     """The book's Adam: bias correction folded into ``lr_t``, ``m``/``v`` moved toward g, g²."""
@@ -188,6 +239,11 @@ class Adam(Optimizer):
         m = slots["m"] + (1 - self.beta1) * (g - slots["m"])
         v = slots["v"] + (1 - self.beta2) * (g ** 2 - slots["v"])
         return p - lr_t * m / (np.sqrt(v) + EPS), {"m": m, "v": v}
+
+    _kernel = staticmethod(update_kernels.adam)
+
+    def _kernel_scalars(self, lr_t):
+        return 1 - self.beta1, 1 - self.beta2, lr_t
 
 
 #: Optimizers by name, as ``fastgrad train --optimizer`` spells them.

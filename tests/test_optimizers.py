@@ -87,9 +87,10 @@ def test_the_registry_and_the_book_defaults():
         assert make_optimizer(name.upper()).name == name
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["kernel", "numpy"])
 @pytest.mark.parametrize("name", list(BOOK))
 @pytest.mark.parametrize("hyper", [{}, {"lr": 0.3}, "other"])
-def test_updates_are_bitwise_the_books(name, hyper):
+def test_updates_are_bitwise_the_books(name, hyper, compiled):
     if hyper == "other":  # every hyper-parameter away from its default
         hyper = {k: v * 0.7 for k, v in DEFAULTS[name].items()}
     rng = np.random.default_rng(7)
@@ -104,7 +105,7 @@ def test_updates_are_bitwise_the_books(name, hyper):
         grads["b2"][0] = 0.0
         before = ({k: v.copy() for k, v in params.items()},
                   {k: v.copy() for k, v in grads.items()})
-        params_new, state_new = opt.update(params, grads, state)
+        params_new, state_new = opt.update(params, grads, state, compiled=compiled)
         # nothing given is modified
         for k in params:
             assert params[k].tobytes() == before[0][k].tobytes()
@@ -117,6 +118,30 @@ def test_updates_are_bitwise_the_books(name, hyper):
                 assert state_new.slots[slot][k].tobytes() == book_state[slot][k].tobytes()
         assert state_new.iter == step and state.iter == step - 1
         params, state = params_new, state_new
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["kernel", "numpy"])
+@pytest.mark.parametrize("name", list(BOOK))
+def test_update_checked_reports_any_non_finite_value(name, compiled):
+    rng = np.random.default_rng(5)
+    params = _params(rng)
+    opt = make_optimizer(name)
+    state = opt.init_state(params)
+    grads = _grads(rng, params, 1.0)
+    assert opt.update_checked(params, grads, state, compiled=compiled)[2] is True
+    for bad in (np.nan, np.inf, -np.inf):
+        for key in params:  # in any array, at the last element too
+            broken = {k: v.copy() for k, v in grads.items()}
+            broken[key].reshape(-1)[-1] = bad
+            with np.errstate(invalid="ignore"):
+                new, new_state, finite = opt.update_checked(params, broken, state,
+                                                            compiled=compiled)
+            assert finite is False, (bad, key)
+    # a finite gradient whose g * g overflows in the state is caught too
+    huge = {k: np.full(v.shape, 1e300) for k, v in params.items()}
+    squares = name in ("adagrad", "rmsprop", "adam")
+    with np.errstate(over="ignore", invalid="ignore"):  # as the training loop runs it
+        assert opt.update_checked(params, huge, state, compiled=compiled)[2] is not squares
 
 
 def test_update_leaves_the_state_alone_and_starts_from_zeros():

@@ -59,9 +59,10 @@ def _run(**kwargs):
 
 
 def _swap_gradient(monkeypatch, fake, method=methods.DEFAULT_METHOD):
-    """Make ``fake`` the registry function that ``train`` calls for ``method``."""
+    """Make ``fake`` the registry function that ``train`` calls for ``method``
+    (on dense minibatches: the method's CSR entry is taken away)."""
     monkeypatch.setitem(methods.METHODS, method,
-                        dataclasses.replace(methods.METHODS[method], func=fake))
+                        dataclasses.replace(methods.METHODS[method], func=fake, csr_func=None))
 
 
 def _same(a, b):

@@ -10,6 +10,7 @@ from fastgrad.config import kernel_cache
 # Decorated (and their cache located) inside kernel_cache(); see its docstring.
 with kernel_cache():
     from fastgrad.kernels import (  # noqa: F401
+        batch,
         ceiling,
         deep,
         dense,
@@ -18,4 +19,5 @@ with kernel_cache():
         generic,
         incremental,
         layers,
+        update,
     )

@@ -18,9 +18,18 @@ from fastgrad.config import JIT_OPTIONS, PARALLEL_OPTIONS
 LOG_EPS = 1e-7
 
 
-@njit(**PARALLEL_OPTIONS)
+@njit(**JIT_OPTIONS)
 def dense_to_csr(x):
     """Return ``(indptr, indices, values)`` of the non-zero entries of 2-D ``x``.
+
+    ``indices`` int64, ``values`` float64: what the kernels read.
+    """
+    return csr_as(x, np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64))
+
+
+@njit(**PARALLEL_OPTIONS)
+def csr_as(x, index_like, value_like):
+    """:func:`dense_to_csr` with ``indices``/``values`` of the dtypes of the two templates.
 
     Rows are counted and filled in parallel (each row by one thread, in
     column order); only the prefix sum over rows is serial.
@@ -30,18 +39,18 @@ def dense_to_csr(x):
     for n in prange(n_rows):
         count = 0
         for i in range(n_cols):
-            if x[n, i] != 0.0:
+            if x[n, i] != 0:
                 count += 1
         counts[n] = count
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     for n in range(n_rows):
         indptr[n + 1] = indptr[n] + counts[n]
-    indices = np.empty(indptr[n_rows], dtype=np.int64)
-    values = np.empty(indptr[n_rows], dtype=np.float64)
+    indices = np.empty(indptr[n_rows], dtype=index_like.dtype)
+    values = np.empty(indptr[n_rows], dtype=value_like.dtype)
     for n in prange(n_rows):
         q = indptr[n]
         for i in range(n_cols):
-            if x[n, i] != 0.0:
+            if x[n, i] != 0:
                 indices[q] = i
                 values[q] = x[n, i]
                 q += 1

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from fastgrad import reference
 from fastgrad.checkpoint import EpochRecord
 from fastgrad.interrupts import is_interrupt
+from fastgrad.methods import numba_threads
 from fastgrad.training import minibatch
 from fastgrad.training import schedule as schedule_mod
 from fastgrad.training.commit import Committed
@@ -79,10 +80,6 @@ class _CtrlC:
             self._log("Ctrl-C: stopping after this iteration (press again to stop at once)")
 
 
-def _finite(*dicts):
-    return all(np.isfinite(v).all() for d in dicts for v in d.values())
-
-
 @dataclass
 class Loop:
     """One run's fixed ingredients; :meth:`run` takes it from a committed state to ``iters``.
@@ -110,38 +107,61 @@ class Loop:
                 schedule_mod.accuracy(params, x_test, t_test, act))
 
     def _warm_up(self, params, timing):
-        """Load or compile the kernels outside the timings; return the BLAS limiter."""
+        """Load or compile the kernels outside the timings.
+
+        Returns the BLAS limiter and, for the compiled methods, the training
+        set as :class:`minibatch.TrainingRows` (else None).
+        """
         if not self.method.compiled:
             # the NumPy methods keep BLAS's own threads
-            return contextlib.nullcontext
+            return contextlib.nullcontext, None
         x_train, t_train = self.data[:2]
         t0 = time.perf_counter()
-        xb = minibatch.gather(x_train, np.zeros(1, dtype=np.int64), self.threads)
-        self.method.func(params, xb, t_train[:1], self.h, self.threads, self.arch)
+        rows = minibatch.TrainingRows(x_train, self.threads)
+        one = np.zeros(1, dtype=np.int64)
+        batch, func = self._batch(rows, one)
+        func(params, batch, t_train[:1], self.h, self.threads, self.arch)
+        minibatch.loss(params, rows.sparse(one), t_train[:1], self.arch, self.threads)
         # compiled methods: Numba threads do the work, and BLAS threads (busy after an
         # accuracy check) would only steal their cores; created after the warm-up, as
         # loading the kernels can load another BLAS (SciPy's)
         blas = ThreadpoolController()
         timing["warmup_time"] += time.perf_counter() - t0
-        return partial(blas.limit, limits=1, user_api="blas")
+        return partial(blas.limit, limits=1, user_api="blas"), rows
 
-    def _step(self, state, rng, timing):
-        """One minibatch step from ``state``: ``(loss, new params, new optimizer state)``."""
-        x_train, t_train = self.data[:2]
-        pick = rng.integers(0, len(x_train), size=self.batch_size)
-        if self.method.compiled:  # one parallel pass instead of two serial ones
-            xb = minibatch.gather(x_train, pick, self.threads)
-        else:  # fancy indexing copies: C-contiguous
-            xb = np.ascontiguousarray(x_train[pick], dtype=np.float64)
-        tb = t_train[pick]
+    def _batch(self, rows, pick):
+        """Rows ``pick`` and the method's function that takes them.
+
+        The NumPy methods (``rows`` None) take ``x[pick]``; a compiled method
+        its CSR where it reads only that, else the dense float64 rows.
+        """
+        if rows is None:  # fancy indexing copies: C-contiguous
+            return np.ascontiguousarray(self.data[0][pick], dtype=np.float64), self.method.func
+        if self.method.csr_func is not None:
+            return rows.sparse(pick), self.method.csr_func
+        return rows.dense(pick), self.method.func
+
+    def _step(self, state, rng, rows, timing):
+        """One minibatch step from ``state``.
+
+        Returns ``(loss, new params, new optimizer state, whether both are finite)``.
+        """
+        pick = rng.integers(0, len(self.data[0]), size=self.batch_size)
+        tb = self.data[1][pick]
+        batch, func = self._batch(rows, pick)
         t0 = time.perf_counter()
-        grad = self.method.func(state.params, xb, tb, self.h, self.threads, self.arch)
+        grad = func(state.params, batch, tb, self.h, self.threads, self.arch)
         timing["grad_time"] += time.perf_counter() - t0
         timing["grad_calls"] += 1
-        new, opt_state = self.optimizer.update(state.params, grad, state.optimizer_state)
+        new, opt_state, finite = self.optimizer.update_checked(state.params, grad,
+                                                               state.optimizer_state)
         # the book records the minibatch's loss after its update
-        loss = float(reference.loss(new, xb, tb, *self.arch))
-        return loss, new, opt_state
+        if rows is None:
+            loss = reference.loss(new, batch, tb, *self.arch)
+        else:
+            csr = batch if func is self.method.csr_func else rows.sparse(pick)
+            loss = minibatch.loss(new, csr, tb, self.arch, self.threads)
+        return float(loss), new, opt_state, finite
 
     def run(self, state: Committed, rng, record, *, checkpoint=None, checkpoint_every=None,
             progress=False, log=None, callback=None):
@@ -155,15 +175,19 @@ class Loop:
                                                      invalid="ignore", divide="ignore"), \
                 contextlib.ExitStack() as blas_limit:
             try:
+                rows = None
                 if state.iteration < n_iters:
-                    # once for the whole loop: entering a limit per step costs ~0.1 ms
-                    blas_limit.enter_context(self._warm_up(state.params, timing)())
+                    limiter, rows = self._warm_up(state.params, timing)
+                    # once for the whole loop: entering a limit per step costs ~0.1 ms,
+                    # and setting Numba's threads per call ~5 us
+                    blas_limit.enter_context(limiter())
+                    blas_limit.enter_context(numba_threads(self.threads))
                     began = time.perf_counter()
                 for i in range(state.iteration, n_iters):
                     if ctrl_c.requested:
                         raise KeyboardInterrupt
-                    loss, new, opt_state = self._step(state, rng, timing)
-                    if not (math.isfinite(loss) and _finite(new, *opt_state.slots.values())):
+                    loss, new, opt_state, finite = self._step(state, rng, rows, timing)
+                    if not (math.isfinite(loss) and finite):
                         raise TrainingDiverged(
                             f"training diverged at iteration {i + 1}: loss {loss}, non-finite "
                             f"parameters, optimizer state or gradient (lr="

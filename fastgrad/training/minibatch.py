@@ -30,8 +30,9 @@ def gather(x, pick, threads):
 class TrainingRows:
     """A training set's images, and their CSR for drawing minibatches in that form.
 
-    The CSR keeps ``x``'s dtype and int32 column indices: for MNIST's 60,000
-    digits about a third of the memory of ``x`` as float64.
+    The CSR keeps ``x``'s dtype and int32 column indices: 8 bytes per non-zero
+    float32 pixel, so for MNIST's digits (about a fifth of the pixels lit)
+    about 40% of the memory of ``x`` itself, built once per run.
     """
 
     def __init__(self, x, threads):

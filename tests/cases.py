@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_with_four_threads(script, timeout=600):
+    """Run ``script`` in a process whose Numba starts 4 threads (more than CI's cores);
+    it must print ``ok`` (its asserts compare results across thread counts)."""
+    env = {**os.environ, "NUMBA_NUM_THREADS": "4"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "ok"
 
 
 def make_case(n_in, n_hidden, n_out, batch, seed, density=0.3, std=0.5):

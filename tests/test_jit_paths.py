@@ -6,11 +6,7 @@ Tolerance: jit vs the reference, max abs <= 1e-9 (TOL); the two paths agree bitw
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +14,7 @@ import pytest
 from fastgrad import compute_gradient, methods
 from fastgrad.kernels.layers import FIRST_COLUMNS, FIRST_DENSE, FIRST_SPARSE
 from fastgrad.methods import force_jit_path, jit_first_layer
+from tests.cases import run_with_four_threads
 
 TOL = 1e-9
 
@@ -115,12 +112,7 @@ print("ok")
 
 def test_bitwise_identical_for_any_thread_count_on_both_paths():
     """1 to 4 threads in a process started with 4 (more than this machine has)."""
-    env = {**os.environ, "NUMBA_NUM_THREADS": "4"}
-    root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", THREADS_SCRIPT], env=env, cwd=root,
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "ok"
+    run_with_four_threads(THREADS_SCRIPT, timeout=600)
 
 
 def spread_batch(n_in, blocks, extra):

@@ -5,11 +5,7 @@ Tolerance: float64 JIT vs reference, max abs <= 1e-9 (TOL).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +13,7 @@ import pytest
 from fastgrad import TwoLayerNet, compute_gradient, config, reference
 from fastgrad.kernels.incremental import POLY_MAX
 from fastgrad.methods import COMPILED_METHODS, METHODS, NUMERICAL_METHODS
-from tests.cases import make_case
+from tests.cases import make_case, run_with_four_threads
 
 TOL = 1e-9
 JIT_METHODS = [m for m in NUMERICAL_METHODS if METHODS[m].compiled]
@@ -166,12 +162,7 @@ print("ok")
 
 def test_bitwise_identical_for_more_threads_than_cores():
     """1, 3 and 4 threads in a process started with 4 (more than this machine has)."""
-    env = {**os.environ, "NUMBA_NUM_THREADS": "4"}
-    root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", THREADS_SCRIPT], env=env, cwd=root,
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "ok"
+    run_with_four_threads(THREADS_SCRIPT, timeout=300)
 
 
 def test_thread_count_from_environment(monkeypatch):

@@ -9,10 +9,6 @@ are each checked against what they replace: ``dense_to_csr(x[pick])``,
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +19,7 @@ from fastgrad.arch import make_arch
 from fastgrad.kernels.forward import dense_to_csr
 from fastgrad.network import MultiLayerNet
 from fastgrad.training.minibatch import TrainingRows, loss
+from tests.cases import run_with_four_threads
 
 #: The loss is a sum of per-sample logs of the same values: rounding apart only.
 LOSS_RTOL = 1e-12
@@ -130,9 +127,4 @@ print("ok")
 
 def test_training_is_bitwise_the_same_for_any_thread_count():
     """Gather, gradient, compiled update and loss: 1 to 4 threads in a 4-thread process."""
-    env = {**os.environ, "NUMBA_NUM_THREADS": "4"}
-    root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", THREADS_SCRIPT], env=env, cwd=root,
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "ok"
+    run_with_four_threads(THREADS_SCRIPT, timeout=600)

@@ -5,16 +5,12 @@ Tolerance: float64 JIT vs reference, max abs <= 1e-9 (TOL), as everywhere.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from fastgrad import MultiLayerNet, TwoLayerNet, compute_gradient, reference
 from fastgrad.methods import METHODS
+from tests.cases import run_with_four_threads
 
 TOL = 1e-9
 FAST = ["jit", "incremental"]
@@ -133,12 +129,7 @@ print("ok")
 
 def test_bitwise_identical_for_any_thread_count():
     """1 to 4 threads in a process started with 4 (more than this machine has)."""
-    env = {**os.environ, "NUMBA_NUM_THREADS": "4"}
-    root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", DEEP_THREADS_SCRIPT], env=env, cwd=root,
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "ok"
+    run_with_four_threads(DEEP_THREADS_SCRIPT, timeout=600)
 
 
 def test_chapter5_gradient_check(mnist_batch):

@@ -112,7 +112,7 @@ class History:
         """Seconds per iteration outside the gradient and the accuracy checks.
 
         The minibatch gather, the update, the loss after it and the bookkeeping:
-        serial work that no thread count speeds up.
+        work between the gradient's calls, which the threads speed up little.
         """
         calls = self.timing["grad_calls"]
         if not calls:

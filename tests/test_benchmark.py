@@ -826,3 +826,36 @@ def test_training_comparison_plot(monkeypatch, tmp_path):
     assert rows[0]["figure"] == pytest.approx(details["incremental_total_s"] / 60)
     png = benchtraining.plot_methods(histories, tmp_path / "cmp.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_training_overhead_script(monkeypatch, tmp_path, capsys):
+    """bench/training_overhead.py: a row per round, data and optimizer, judged by the worst."""
+    import importlib.util
+
+    from fastgrad import benchtraining
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "training_overhead.py"
+    spec = importlib.util.spec_from_file_location("training_overhead", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    rng = np.random.default_rng(1)
+    x = (rng.random((130, 784)) * (rng.random((130, 784)) < 0.2)).astype(np.float32)
+    t = rng.integers(0, 10, 130)
+    data = ((x[:120], t[:120]), (x[120:], t[120:]))  # the book's batch of 100 fits
+    monkeypatch.setattr(benchtraining, "load_data", lambda name: (data, f"synthetic {name}"))
+    rc = script.main(["--optimizer", "sgd", "adam", "--iters", "4", "--rounds", "2",
+                      "--threads", "1", "--json", str(tmp_path / "o.json")])
+    out = capsys.readouterr().out
+    report = json.loads((tmp_path / "o.json").read_text())
+    runs = report["runs"]
+    assert [(r["round"], r["optimizer"]) for r in runs] == [(1, "sgd"), (1, "adam"),
+                                                             (2, "sgd"), (2, "adam")]
+    for r in runs:
+        assert r["gradient_s"] > 0 and r["outside_s"] > 0
+        assert r["share"] == pytest.approx(r["outside_s"] / (r["gradient_s"] + r["outside_s"]))
+    worst = max(r["share"] for r in runs)
+    assert report["worst_share"] == worst
+    assert report["met"] == ("stretch" if worst <= 0.03 else "must" if worst <= 0.10
+                             else "MISSED")
+    assert rc == (1 if report["met"] == "MISSED" else 0)
+    assert "synthetic mnist" in out and f"{worst:.1%}" in out

@@ -858,4 +858,6 @@ def test_training_overhead_script(monkeypatch, tmp_path, capsys):
     assert report["met"] == ("stretch" if worst <= 0.03 else "must" if worst <= 0.10
                              else "MISSED")
     assert rc == (1 if report["met"] == "MISSED" else 0)
-    assert "synthetic mnist" in out and f"{worst:.1%}" in out
+    assert "synthetic mnist" in out and f"{worst:.1%}" in out and report["probe"] is None
+    probed = script.probe(gaps_ms=(0.01, 0.5), repeats=5)
+    assert list(probed) == [0.01, 0.5] and all(a > 0 and b > 0 for a, b in probed.values())

@@ -128,3 +128,15 @@ print("ok")
 def test_training_is_bitwise_the_same_for_any_thread_count():
     """Gather, gradient, compiled update and loss: 1 to 4 threads in a 4-thread process."""
     run_with_four_threads(THREADS_SCRIPT, timeout=600)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.int8, np.uint16, np.int64])
+def test_training_takes_any_real_image_dtype(dtype):
+    """Images of any real dtype train, as their float64 values (float16 widened first)."""
+    x = _images(120, 10, seed=12) * 100
+    t = np.random.default_rng(13).integers(0, 3, size=120)
+    kwargs = dict(iters=3, batch_size=20, hidden_size=4, output_size=3)
+    got = fastgrad.train(((x.astype(dtype), t), (x[:10].astype(dtype), t[:10])), **kwargs)
+    same = x.astype(dtype).astype(np.float64)
+    want = fastgrad.train(((same, t), (same[:10], t[:10])), **kwargs)
+    assert got.losses.tobytes() == want.losses.tobytes()

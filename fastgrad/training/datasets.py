@@ -21,6 +21,8 @@ def _images(x, name):
     x = x.reshape(len(x), -1)  # (N, 1, 28, 28) from flatten=False is fine too
     if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
         raise ValueError(f"{name} contains NaN or Inf")
+    if x.dtype.itemsize < 4 and x.dtype.kind == "f":  # Numba has no float16: widen, exactly
+        x = x.astype(np.float32)
     return x
 
 

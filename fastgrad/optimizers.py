@@ -5,7 +5,10 @@ Each optimizer holds only its hyper-parameters. Its state (the book's ``v``,
 :class:`OptimizerState` that :meth:`Optimizer.update` never modifies: it
 returns new parameters and a new state, so a training loop can commit both at
 once and a checkpoint can save and restore them. The arithmetic follows the
-book's operations in the book's order, so every update is bitwise the book's.
+book's operations in the book's order, so every update is bitwise the book's:
+each rule is written twice, as NumPy expressions (``_step``, the witness) and
+as a compiled kernel (:mod:`fastgrad.kernels.update`, what ``update`` runs by
+default), and the tests hold both to the book bitwise.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Numba kernels: arithmetic only.
 
 No validation and no Python objects here; the public wrappers in
-:mod:`fastgrad.network`, :mod:`fastgrad.methods` and :mod:`fastgrad.generic`
-check and convert every input before calling in.
+:mod:`fastgrad.network`, :mod:`fastgrad.methods`, :mod:`fastgrad.generic`,
+:mod:`fastgrad.optimizers` and :mod:`fastgrad.training.minibatch` check and
+convert every input before calling in.
 """
 
 from fastgrad.config import kernel_cache

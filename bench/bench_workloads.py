@@ -17,7 +17,7 @@ from __future__ import annotations
 import pytest
 from bench_methods import _measure
 
-from fastgrad.workload import DATA_CHOICES
+from fastgrad.standard import DATA_CHOICES
 
 big = pytest.mark.big
 DEEP = (100, 100, 100, 100)

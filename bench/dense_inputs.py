@@ -14,7 +14,7 @@ from numba import njit, prange
 from fastgrad.config import JIT_OPTIONS, PARALLEL_OPTIONS
 from fastgrad.kernels import dense
 from fastgrad.kernels.forward import dense_to_csr, sample_hidden
-from fastgrad.workload import real_batch, standardise
+from fastgrad.standard import real_batch, standardise
 
 DATASETS = ("mnist", "fashion", "standardised")
 

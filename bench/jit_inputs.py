@@ -84,7 +84,7 @@ def shallow(name, threads, blas):
 
 
 def _labels(name, batch):
-    from fastgrad.workload import real_batch
+    from fastgrad.standard import real_batch
 
     dataset = "fashion" if name == "standardised" else name
     return real_batch(batch, dataset)[1]

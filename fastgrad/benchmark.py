@@ -28,6 +28,7 @@ import numpy as np
 from fastgrad import inputs, phases, reference
 from fastgrad.arch import SIGMOID, Arch
 from fastgrad.methods import check_method
+from fastgrad.standard import standard_workload
 from fastgrad.timing import (  # noqa: F401  (re-exported: timing moved to fastgrad.timing)
     Interleaved,
     Timing,
@@ -47,7 +48,6 @@ from fastgrad.validate import (
     reference_gradient,
     resolve_sample,
 )
-from fastgrad.workload import standard_workload
 
 #: Largest max-abs difference from the reference a central-difference method
 #: may show (the same as ``fastgrad check``).

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from fastgrad import config, workload
+from fastgrad import config, standard
 
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "adam")
 NET = {"hidden_size_list": [100] * 4, "activation": "relu", "weight_init_std": "he"}
@@ -42,7 +42,7 @@ def load_data(name="mnist", n_train=SPLIT):
             "MNIST (60,000 train / 10,000 test)"
     except Exception as exc:  # noqa: BLE001 - any reason MNIST's training set is missing
         reason = str(exc).splitlines()[0][:120]
-    found = workload.find_test_set("mnist")
+    found = standard.find_test_set("mnist")
     if found is None:
         raise FileNotFoundError(f"neither MNIST's training set ({reason}) nor its test "
                                 "digits were found")

@@ -239,7 +239,7 @@ def step_sweep(net=None, x=None, t=None, *, steps=None, sample=DEFAULT_SAMPLE, s
     if net is None:
         if x is not None or t is not None:
             raise ValueError("x and t are given without net: pass the net as well")
-        from fastgrad.workload import standard_workload
+        from fastgrad.standard import standard_workload
 
         work = standard_workload()
         net, x, t, source = work.net, work.x, work.t, work.source

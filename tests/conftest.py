@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from threadpoolctl import threadpool_limits
 
-from fastgrad.workload import default_real_data_dir, real_batch
+from fastgrad.standard import default_real_data_dir, real_batch
 
 # The shared MNIST files sit beside the repository (never inside it); point the
 # library at them whatever way fastgrad was installed.

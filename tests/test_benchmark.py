@@ -22,7 +22,7 @@ from fastgrad.cli import main
 from fastgrad.commands import bench as bench_cmd
 from fastgrad.idx import DataIntegrityError
 from fastgrad.methods import METHODS, Method
-from fastgrad.workload import default_real_data_dir
+from fastgrad.standard import default_real_data_dir
 
 TINY = ["--hidden", "5", "--batch", "3"]
 FIRST_TEST_LABELS = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
@@ -658,7 +658,7 @@ def test_data_choices(data):
 
 
 def test_dense_batch_is_standardised_per_pixel_over_the_test_set():
-    from fastgrad import workload as wl
+    from fastgrad import standard as wl
 
     full = np.array([[0.0, 1.0, 2.0], [0.0, 3.0, 2.0]])
     z = wl.standardise(full[:1], full)

@@ -76,7 +76,7 @@ def test_python_dash_m_entry_point():
 
 
 def test_synthetic_workload_looks_like_mnist():
-    from fastgrad.workload import standard_workload
+    from fastgrad.standard import standard_workload
 
     w = standard_workload(batch=200, synthetic=True)
     assert w.x.dtype == np.float32 and w.x.min() == 0.0 and w.x.max() <= 1.0
@@ -88,7 +88,7 @@ def test_synthetic_workload_looks_like_mnist():
 def test_threading_layer_chosen_by_the_user_loads(layer):
     """NUMBA_THREADING_LAYER is respected, and TBB loads from the wheel in a venv."""
     code = ("import numpy as np, fastgrad, numba\n"
-            "from fastgrad.workload import synthetic_batch\n"
+            "from fastgrad.standard import synthetic_batch\n"
             "x, t = synthetic_batch(3)\n"
             "fastgrad.TwoLayerNet(784, 4, 10, seed=0).numerical_gradient(x, t)\n"
             "print(numba.threading_layer())")

@@ -11,7 +11,7 @@ from numba import njit
 
 import fastgrad
 from fastgrad import cli, steps
-from fastgrad.workload import standard_workload
+from fastgrad.standard import standard_workload
 
 
 @njit

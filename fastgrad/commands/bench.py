@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fastgrad.commands.check import _sample_arg, add_network_arguments
-from fastgrad.workload import DATA_CHOICES
+from fastgrad.commands.args import add_network_arguments, sample_arg
+from fastgrad.standard import DATA_CHOICES
 
 METHOD_NAMES = ("reference", "jit", "incremental", "backprop")  # fastgrad.methods.METHODS
 
@@ -37,7 +37,7 @@ def register(subparsers):
                         "images, MNIST's without Fashion, standardised per pixel by the mean "
                         "and std of the whole test set: negatives, ~98%% non-zero); seeded "
                         "synthetic stand-ins when the files are absent (default: mnist)")
-    p.add_argument("--sample", type=_sample_arg, default="auto", metavar="N|all|auto",
+    p.add_argument("--sample", type=sample_arg, default="auto", metavar="N|all|auto",
                    help="reference on N seeded entries per tensor, its time scaled to every "
                         "entry and labelled 'sampled, scaled'; 'all' runs the full loop; "
                         "'auto' (default) samples 32 per tensor above 50,000 parameters, "

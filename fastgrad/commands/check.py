@@ -5,39 +5,11 @@ from __future__ import annotations
 import time
 
 from fastgrad import config
+from fastgrad.commands.args import add_network_arguments, sample_arg
 from fastgrad.compare import REL_FLOOR
 from fastgrad.methods import METHODS, jit_first_layer
+from fastgrad.standard import describe, standard_workload
 from fastgrad.validate import BACKPROP_TOL, DEFAULT_TOL, validate
-from fastgrad.workload import describe, standard_workload
-
-
-def add_network_arguments(p):
-    """``--hidden``, ``--activation``, ``--weight-init``, ``--weight-decay`` (check, bench)."""
-    p.add_argument("--hidden", type=int, nargs="+", default=[50], metavar="N",
-                   help="hidden widths, e.g. --hidden 100 100 100 100 (default 50)")
-    p.add_argument("--activation", default="sigmoid", choices=["sigmoid", "relu"],
-                   help="hidden activation (default sigmoid, the book's chapter 4)")
-    p.add_argument("--weight-init", default=None, type=_init_arg, metavar="STD|NAME",
-                   help="weight std or relu/he/sigmoid/xavier (default: 0.01 for one hidden "
-                        "layer, else He for ReLU and Xavier for sigmoid)")
-    p.add_argument("--weight-decay", type=float, default=0.0, metavar="LAMBDA",
-                   help="L2 weight decay lambda (default 0)")
-
-
-def _init_arg(text):
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
-def _sample_arg(text):
-    if text in ("all", "auto"):
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"--sample must be 'all', 'auto' or a number, got {text!r}") from None
 
 
 def register(subparsers):
@@ -58,7 +30,7 @@ def register(subparsers):
                    help="methods to check (default: all JIT methods): " + "; ".join(
                        f"{m}: {e.summary}" for m, e in METHODS.items()
                        if e.numerical and e.compiled))
-    p.add_argument("--sample", type=_sample_arg, default="auto", metavar="N|all|auto",
+    p.add_argument("--sample", type=sample_arg, default="auto", metavar="N|all|auto",
                    help="run the reference on N seeded indices per tensor, on all ('all'), "
                         "or all up to 50,000 parameters and 32 per tensor above (default auto)")
     p.add_argument("--tol", type=float, default=DEFAULT_TOL,

@@ -9,7 +9,7 @@ import numpy as np
 
 from fastgrad import steps
 from fastgrad.checkpoint import atomic_write
-from fastgrad.workload import standard_workload
+from fastgrad.standard import standard_workload
 
 
 def register(subparsers):

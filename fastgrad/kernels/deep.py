@@ -44,11 +44,11 @@ from fastgrad.kernels.incremental import (
     DBL_MAX,
     POLY_MAX,
     STEP_MAX,
-    _expm1_series,
-    _log1p,
-    _logit_shift_diff,
-    _shifted_loss,
+    expm1_series,
     linear_series_diff,
+    log1p_fast,
+    logit_shift_diff,
+    shifted_loss,
 )
 from fastgrad.kernels.layers import RELU, activate, bias, dense_affine, offsets, weight
 
@@ -64,7 +64,7 @@ _F5 = 1.0 / 120.0
 @njit(inline="always", **JIT_OPTIONS)
 def _expm1(u):
     if abs(u) <= POLY_MAX:
-        return _expm1_series(u)
+        return expm1_series(u)
     return math.expm1(u)
 
 
@@ -105,7 +105,7 @@ def _poly_diff(coef, d_p, d_m, y_row, t, m0, a_base):
     y_t = y_row[t]
     u_g = d_g / (m0 + g_m)
     u_a = (y_t * (x_p - x_m) + LOG_EPS * d_g) / (a_base + y_t * x_m + LOG_EPS * g_m)
-    return _log1p(u_g) - _log1p(u_a)
+    return log1p_fast(u_g) - log1p_fast(u_a)
 
 
 @njit(**JIT_OPTIONS)
@@ -412,8 +412,8 @@ def deep_sweep(theta, sizes, act, indptr, indices, values, labels, h, spec, colm
                         diff = linear_series_diff(d_p, d_m, m0, m1, m2, m3, m4, m5, y_t,
                                                    w[t], a_base)
                     else:
-                        diff = (_shifted_loss(pre_n[count - 1], w, d_p, t)
-                                - _shifted_loss(pre_n[count - 1], w, d_m, t))
+                        diff = (shifted_loss(pre_n[count - 1], w, d_p, t)
+                                - shifted_loss(pre_n[count - 1], w, d_m, t))
                 elif not linear and big * rho <= POLY_MAX and big * w_max <= STEP_MAX:
                     diff = _poly_diff(coefs[n, u], d_p, d_m, y_row, t, m0, a_base)
                 else:
@@ -443,7 +443,7 @@ def deep_sweep(theta, sizes, act, indptr, indices, values, labels, h, spec, colm
                 x_plus = math.expm1(h * z)
                 x_minus = math.expm1(-h * z)
                 for k in range(n_out):
-                    sums[out_row + k] += _logit_shift_diff(y[n, k], y[n, t], k == t, m0s[n],
+                    sums[out_row + k] += logit_shift_diff(y[n, k], y[n, t], k == t, m0s[n],
                                                            x_plus, x_minus)
     b_out = b_off[count - 1]
     for n in range(n_samples):  # in sample order, like every other sum
@@ -545,7 +545,7 @@ def deep_prepare(theta, sizes, act, indptr, indices, values, labels, h, spec, co
         m0s[n] = m0
         t = labels[n]
         for k in range(n_out):
-            out_rows[n, k] = _logit_shift_diff(y[n, k], y[n, t], k == t, m0, x_plus_bias,
+            out_rows[n, k] = logit_shift_diff(y[n, k], y[n, t], k == t, m0, x_plus_bias,
                                                x_minus_bias)
         big = 1.0
         for q in range(indptr[n], indptr[n + 1]):

@@ -57,7 +57,7 @@ _F5 = 1.0 / 120.0
 
 
 @njit(inline="always", **JIT_OPTIONS)
-def _expm1_series(u):
+def expm1_series(u):
     """``expm1(u)`` for ``|u| <= POLY_MAX`` (degree 5)."""
     return u * (1.0 + u * (_I2 + u * (_F3 + u * (_F4 + u * _F5))))
 
@@ -69,14 +69,15 @@ def _log1p_series(u):
 
 
 @njit(inline="always", **JIT_OPTIONS)
-def _log1p(u):
+def log1p_fast(u):
+    """``log1p(u)``: the series near 0 (exact to rounding there, and cheaper), else libm's."""
     if abs(u) <= LOG1P_POLY_MAX:
         return _log1p_series(u)
     return math.log1p(u)
 
 
 @njit(inline="always", **JIT_OPTIONS)
-def _logit_shift_diff(y_k, y_t, is_target, m0, x_plus, x_minus):
+def logit_shift_diff(y_k, y_t, is_target, m0, x_plus, x_minus):
     """``L(+) - L(-)`` of one sample when only logit ``k`` moves.
 
     ``x_plus``/``x_minus`` are ``expm1`` of the two logit shifts.
@@ -88,11 +89,11 @@ def _logit_shift_diff(y_k, y_t, is_target, m0, x_plus, x_minus):
     if is_target:
         a_minus += y_t * x_minus
         d_a += y_t * (x_plus - x_minus)
-    return _log1p((g1_plus - g1_minus) / (m0 + g1_minus)) - _log1p(d_a / a_minus)
+    return log1p_fast((g1_plus - g1_minus) / (m0 + g1_minus)) - log1p_fast(d_a / a_minus)
 
 
 @njit(**JIT_OPTIONS)
-def _shifted_loss(logits, w, d, t):
+def shifted_loss(logits, w, d, t):
     """``-log(softmax(logits + d w)[t] + 1e-7)``, max-shifted like the reference."""
     m = logits[0] + d * w[0]
     for k in range(1, w.size):
@@ -113,7 +114,7 @@ def _direct_diff(a, z, step, logits, w, t):
     """
     d_p = 1.0 / (1.0 + math.exp(-(a + step))) - z
     d_m = 1.0 / (1.0 + math.exp(-(a - step))) - z
-    return _shifted_loss(logits, w, d_p, t) - _shifted_loss(logits, w, d_m, t)
+    return shifted_loss(logits, w, d_p, t) - shifted_loss(logits, w, d_m, t)
 
 
 @njit(inline="always", **JIT_OPTIONS)
@@ -134,8 +135,8 @@ def linear_series_diff(d_p, d_m, m0, m1, m2, m3, m4, m5, y_t, w_t, a_base):
     moved by ``d+-``), summed through the moments ``m_k / k!`` of ``w``."""
     g1_p = d_p * (m1 + d_p * (m2 + d_p * (m3 + d_p * (m4 + d_p * m5))))
     g1_m = d_m * (m1 + d_m * (m2 + d_m * (m3 + d_m * (m4 + d_m * m5))))
-    x_p = _expm1_series(d_p * w_t)
-    x_m = _expm1_series(d_m * w_t)
+    x_p = expm1_series(d_p * w_t)
+    x_m = expm1_series(d_m * w_t)
     d_g = g1_p - g1_m
     u_g = d_g / (m0 + g1_m)
     u_a = (y_t * (x_p - x_m) + LOG_EPS * d_g) / (a_base + y_t * x_m + LOG_EPS * g1_m)
@@ -185,7 +186,7 @@ def cached_activations(W1, b1, W2, b2, indptr, indices, values, labels, h, pre, 
         for k in range(n_out):
             m0 += y[n, k]
         for k in range(n_out):
-            gb2_rows[n, k] = _logit_shift_diff(y[n, k], y[n, t], k == t, m0, x_plus_bias,
+            gb2_rows[n, k] = logit_shift_diff(y[n, k], y[n, t], k == t, m0, x_plus_bias,
                                                x_minus_bias)
 
 
@@ -273,7 +274,7 @@ def hidden_sweep(W2, indptr, indices, values, labels, h, pre, exp_neg_a1, z1, lo
             x_plus = math.expm1(h * z)
             x_minus = math.expm1(-h * z)
             for k in range(n_out):
-                gW2[j, k] += _logit_shift_diff(y_row[k], y_t, k == t, m0, x_plus, x_minus)
+                gW2[j, k] += logit_shift_diff(y_row[k], y_t, k == t, m0, x_plus, x_minus)
         gb1[j] *= scale
         for k in range(n_out):
             gW2[j, k] *= scale

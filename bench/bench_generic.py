@@ -25,8 +25,10 @@ import pytest
 from numba import njit
 
 import fastgrad
-from fastgrad import benchmark as fb
 from fastgrad import config, reference
+from fastgrad.bench.machine import blas_limits
+from fastgrad.bench.validation import check_gradient, compute_reference
+from fastgrad.bench.workload import load_workload
 from fastgrad.kernels.forward import batch_loss
 from fastgrad.methods import METHODS
 
@@ -243,7 +245,7 @@ def test_generic_peers(benchmark, name, size, workload, references, warm_kernels
         references.check("jit", unflatten(run(w), w.params), w)
     benchmark.group = f"generic engine vs peers: {w.label()}"
     benchmark.extra_info["peer"] = summary
-    with fb.blas_limits(1):
+    with blas_limits(1):
         grad = benchmark.pedantic(run, args=(w,), rounds=1, iterations=1)
     references.check("jit", unflatten(grad, w.params), w, benchmark)
 
@@ -253,8 +255,8 @@ def test_generic_peers(benchmark, name, size, workload, references, warm_kernels
 
 def measure(hidden=50, batch=100, peers=tuple(PEERS)):
     """Time each peer once (generic and jit after a validated warm-up call); return rows."""
-    w = fb.load_workload(hidden, batch)
-    ref = fb.compute_reference(w, sample=24)  # the book's loop on 24 entries per tensor
+    w = load_workload(hidden, batch)
+    ref = compute_reference(w, sample=24)  # the book's loop on 24 entries per tensor
     rows = {}
     for name in peers:
         reason = skip_reason(name)
@@ -263,13 +265,13 @@ def measure(hidden=50, batch=100, peers=tuple(PEERS)):
             continue
         run, summary = PEERS[name]
         if name in FAST:
-            err = fb.check_gradient("jit", unflatten(run(w), w.params), ref, w).max_abs
+            err = check_gradient("jit", unflatten(run(w), w.params), ref, w).max_abs
             assert err <= TOL, f"{name}: max abs error {err:.2e} before timing"
-        with fb.blas_limits(1):
+        with blas_limits(1):
             start = time.perf_counter()
             grad = run(w)
             seconds = time.perf_counter() - start
-        err = fb.check_gradient("jit", unflatten(grad, w.params), ref, w).max_abs
+        err = check_gradient("jit", unflatten(grad, w.params), ref, w).max_abs
         assert err <= TOL, f"{name}: max abs error {err:.2e} > {TOL:g}"
         rows[name] = {"seconds": seconds, "max_abs_error": err, "summary": summary}
     return w, ref, rows
@@ -282,7 +284,7 @@ def serial_time(w):
     so this is the cost of the evaluations themselves.
     """
     run_generic(w, threads=1)
-    with fb.blas_limits(1):
+    with blas_limits(1):
         start = time.perf_counter()
         run_generic(w, threads=1)
         return time.perf_counter() - start

@@ -8,38 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from fastgrad import benchmark as fb
-from fastgrad import config, reference
-from fastgrad.methods import COMPILED_METHODS, METHODS
+from fastgrad import reference
+from fastgrad.bench.timing import thread_counts
+from fastgrad.methods import COMPILED_METHODS
 from fastgrad.validate import BACKPROP_TOL, compare
 
 big = pytest.mark.big
-
-
-def _call(method, w, threads=None):
-    entry = METHODS[method]
-    threads = threads or config.default_threads()
-
-    def run():
-        return entry.func(w.params, w.x, w.labels, w.h, threads, w.arch)
-
-    return run
-
-
-def _measure(benchmark, method, w, threads=None, rounds=None):
-    """Time one method (pedantic ``rounds`` if given) with BLAS threads as the CLI sets them:
-    one for Numba methods, the BLAS's own choice for NumPy ones."""
-    compiled = METHODS[method].compiled
-    benchmark.extra_info.update(method=method, layers=list(w.layers), batch=w.batch,
-                                activation=w.arch.activation, data=w.data,
-                                threads=threads if compiled else None)
-    # smoke runs pin BLAS to one thread: on a busy machine BLAS's own threads can make the
-    # book's loop 10x slower (measured 16 ms against 1.1 ms per loss at load 4 on 2 cores)
-    with fb.blas_limits(1 if compiled or benchmark.disabled else None) as blas:
-        benchmark.extra_info["blas_threads"] = blas
-        if rounds is None:
-            return benchmark(_call(method, w, threads))
-        return benchmark.pedantic(_call(method, w, threads), rounds=rounds, iterations=1)
 
 
 def check_reference(grad, w, benchmark):
@@ -51,28 +25,29 @@ def check_reference(grad, w, benchmark):
     assert err <= BACKPROP_TOL, f"reference vs analytic on {w.label()}: {err:.3e}"
 
 
-def test_reference(benchmark, workload, references):
+def test_reference(benchmark, measure, workload, references):
     w = workload()
     benchmark.group = f"methods: {w.label()}"
-    grad = _measure(benchmark, "reference", w, rounds=1)  # 12-20 s a call
+    grad = measure("reference", w, rounds=1)  # 12-20 s a call
     check_reference(grad, w, benchmark)
     references.put(w, grad)
 
 
 @pytest.mark.parametrize("method", ["jit", "incremental", "backprop"])
-def test_method(benchmark, method, workload, references, warm_kernels):
+def test_method(benchmark, measure, method, workload, references, warm_kernels):
     w = workload()
     benchmark.group = f"methods: {w.label()}"
-    grad = _measure(benchmark, method, w, rounds=3 if method == "jit" else None)
+    grad = measure(method, w, rounds=3 if method == "jit" else None)
     references.check(method, grad, w, benchmark)
 
 
-@pytest.mark.parametrize("threads", fb.thread_counts())
+@pytest.mark.parametrize("threads", thread_counts())
 @pytest.mark.parametrize("method", [pytest.param("jit", marks=big), "incremental"])
-def test_threads(benchmark, method, threads, workload, references, warm_kernels):
+def test_threads(benchmark, measure, method, threads, workload, references,
+                 warm_kernels):
     w = workload()
     benchmark.group = f"{method} threads: {w.label()}"
-    grad = _measure(benchmark, method, w, threads, rounds=2 if method == "jit" else None)
+    grad = measure(method, w, threads, rounds=2 if method == "jit" else None)
     references.check(method, grad, w, benchmark)
 
 
@@ -82,17 +57,17 @@ def _sizes(values, big_from):
 
 
 @pytest.mark.parametrize(("method", "batch"), _sizes((1, 10, 100, 1000), big_from=100))
-def test_batch(benchmark, method, batch, workload, references, warm_kernels):
+def test_batch(benchmark, measure, method, batch, workload, references, warm_kernels):
     w = workload(50, batch)
     benchmark.group = f"{method} batch: 784-50-10"
     slow = method == "jit" and batch >= 100  # 5 s at 100, a minute at 1000
-    grad = _measure(benchmark, method, w, rounds=1 if slow else None)
+    grad = measure(method, w, rounds=1 if slow else None)
     references.check(method, grad, w, benchmark)
 
 
 @pytest.mark.parametrize(("method", "hidden"), _sizes((50, 100, 200), big_from=50))
-def test_hidden(benchmark, method, hidden, workload, references, warm_kernels):
+def test_hidden(benchmark, measure, method, hidden, workload, references, warm_kernels):
     w = workload(hidden, 100)
     benchmark.group = f"{method} hidden: 784-H-10, batch 100"
-    grad = _measure(benchmark, method, w, rounds=1 if method == "jit" else None)
+    grad = measure(method, w, rounds=1 if method == "jit" else None)
     references.check(method, grad, w, benchmark)

@@ -13,8 +13,8 @@ import warnings
 import numpy as np
 import pytest
 
-from fastgrad import benchmark as fb
 from fastgrad import config, reference
+from fastgrad.bench.machine import blas_limits
 from fastgrad.methods import METHODS
 from fastgrad.validate import BACKPROP_TOL, compare
 
@@ -45,7 +45,7 @@ def peer(workload, benchmark):
 @pytest.mark.parametrize("method", list(METHODS))
 def test_fastgrad(benchmark, method, peer, references, warm_kernels):
     w, entry = peer, METHODS[method]
-    with fb.blas_limits(1):
+    with blas_limits(1):
         grad = benchmark(entry.func, w.params, w.x, w.labels, w.h, config.default_threads(),
                          w.arch)
     if method == "reference":
@@ -72,7 +72,7 @@ def test_scipy_approx_derivative(benchmark, peer, references):
         # abs_step: the same absolute h as the book, not SciPy's relative default
         return numdiff.approx_derivative(loss, _flat(w.params), method="3-point", abs_step=w.h)
 
-    with fb.blas_limits(1):
+    with blas_limits(1):
         flat = benchmark.pedantic(run, rounds=3, iterations=1)
     references.check("reference", _unflatten(flat, shapes), w, benchmark)
     benchmark.extra_info["peer"] = "scipy.optimize._numdiff.approx_derivative(method='3-point')"

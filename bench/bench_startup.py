@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastgrad import benchmark as fb
+from fastgrad.bench.startup import measure_startup
+from fastgrad.bench.workload import load_workload
 from fastgrad.methods import COMPILED_METHODS
 
 
@@ -25,7 +26,7 @@ def filled_caches():
 def _check(method, npz, references, benchmark, out):
     with np.load(npz) as z:
         grad = {k: z[k] for k in z.files}
-    references.check(method, grad, fb.load_workload(50, 1, synthetic=True), benchmark)
+    references.check(method, grad, load_workload(50, 1, synthetic=True), benchmark)
     benchmark.extra_info.update(out)
 
 
@@ -39,7 +40,7 @@ def test_cold_start(benchmark, method, tmp_path_factory, filled_caches, referenc
         return (cache,), {}
 
     def run(cache):
-        return fb.measure_startup(method, cache, save_to=cache / "grad.npz")
+        return measure_startup(method, cache, save_to=cache / "grad.npz")
 
     out = benchmark.pedantic(run, setup=setup, rounds=1)
     _check(method, filled_caches[method] / "grad.npz", references, benchmark, out)
@@ -50,9 +51,9 @@ def test_warm_start(benchmark, method, tmp_path_factory, filled_caches, referenc
     benchmark.group = "start-up: import + first gradient, kernels cached on disk"
     if method not in filled_caches:  # the cold benchmark was deselected: fill one now
         cache = tmp_path_factory.mktemp(f"numba-{method}-")
-        fb.measure_startup(method, cache)
+        measure_startup(method, cache)
         filled_caches[method] = cache
     cache = filled_caches[method]
-    out = benchmark.pedantic(fb.measure_startup, args=(method, cache),
+    out = benchmark.pedantic(measure_startup, args=(method, cache),
                              kwargs={"save_to": cache / "warm.npz"}, rounds=1)
     _check(method, cache / "warm.npz", references, benchmark, out)

@@ -1,4 +1,4 @@
-"""The workloads of the MultiLayerNet and dense-input issues: data choices and deep nets.
+"""Workloads beyond the standard one: the data choices and the deep nets.
 
 * every method on MNIST, Fashion-MNIST and the dense standardised batch
   (``fastgrad bench --data``; synthetic stand-ins, labelled, when the files are
@@ -15,7 +15,6 @@ these workloads: the book's loop on a seeded sample of entries per tensor).
 from __future__ import annotations
 
 import pytest
-from bench_methods import _measure
 
 from fastgrad.standard import DATA_CHOICES
 
@@ -29,11 +28,11 @@ NETS = {"relu": {"activation": "relu", "weight_init": "relu"},
 @pytest.mark.parametrize(("method", "batch"), [
     ("incremental", 100), ("backprop", 100), ("jit", 10),
     pytest.param("jit", 100, marks=big), pytest.param("reference", 100, marks=big)])
-def test_data(benchmark, data, method, batch, workload, references, warm_kernels):
+def test_data(benchmark, measure, data, method, batch, workload, references, warm_kernels):
     w = workload(50, batch, data)
     benchmark.group = f"data {data}: {w.label()}"
     slow = method in ("jit", "reference") and batch >= 100
-    grad = _measure(benchmark, method, w, rounds=1 if slow else None)
+    grad = measure(method, w, rounds=1 if slow else None)
     references.check(method, grad, w, benchmark)
 
 
@@ -43,8 +42,9 @@ def test_data(benchmark, data, method, batch, workload, references, warm_kernels
     pytest.param("incremental", DEEP, 128, marks=big),
     pytest.param("backprop", DEEP, 128, marks=big),
     pytest.param("jit", DEEP, 2, marks=big)])
-def test_deep(benchmark, net, method, hidden, batch, workload, references, warm_kernels):
+def test_deep(benchmark, measure, net, method, hidden, batch, workload, references,
+              warm_kernels):
     w = workload(hidden, batch, **NETS[net])
     benchmark.group = f"deep {net}: {w.label()}"
-    grad = _measure(benchmark, method, w, rounds=1 if method == "jit" else None)
+    grad = measure(method, w, rounds=1 if method == "jit" else None)
     references.check(method, grad, w, benchmark)

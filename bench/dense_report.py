@@ -22,15 +22,11 @@ the dense time) and the times on the real inputs of bench/dense_inputs.py.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numba
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dense_inputs import (  # noqa: E402
+from dense_inputs import (
     DATASETS,
     batch_of,
     blas_affine,
@@ -40,10 +36,10 @@ from dense_inputs import (  # noqa: E402
     perturbed_layers,
     synthetic,
 )
-from threadpoolctl import threadpool_limits  # noqa: E402
+from threadpoolctl import threadpool_limits
 
-from fastgrad import config  # noqa: E402
-from fastgrad.kernels import dense  # noqa: E402
+from fastgrad import config
+from fastgrad.kernels import dense
 
 GFLOPS_SHAPES = ((100, 784, 50), (128, 784, 100), (128, 100, 100), (128, 100, 10))
 

@@ -1,4 +1,4 @@
-"""The ``jit`` method against the reference on the issue-12 inputs, in one command.
+"""The ``jit`` method against the reference on real and standardised inputs, in one command.
 
 Run ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/jit_inputs.py``
 (``--only kernels mnist fashion standardised deep``, ``--threads N``, ``--sample N``).
@@ -25,18 +25,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from dense_inputs import batch_of
+from threadpoolctl import threadpool_limits
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dense_inputs import batch_of  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
-
-from fastgrad import MultiLayerNet, TwoLayerNet, config, reference  # noqa: E402
-from fastgrad.methods import METHODS, jit_first_layer  # noqa: E402
+from fastgrad import MultiLayerNet, TwoLayerNet, config, reference
+from fastgrad.methods import METHODS, jit_first_layer
 
 INPUTS = ("kernels", "mnist", "fashion", "standardised", "deep")
 

@@ -1,8 +1,11 @@
-"""Training curves like the book's figures 4-11, 4-12 and 6-9 (matplotlib, optional).
+"""Every figure fastgrad draws: training curves like the book's figures 4-11, 4-12 and
+6-9, and the benchmark's (methods and thread scaling, the optimizer comparison by
+gradient method).
 
-matplotlib is the optional ``plot`` extra and is imported only when a plot is
-drawn. Figures use the Agg canvas directly instead of pyplot, so nothing
-changes the caller's backend and no figure is left open.
+This is the only module that imports matplotlib, the optional ``plot`` extra,
+and only when a plot is drawn: without it each function raises ImportError.
+Figures use the Agg canvas directly instead of pyplot, so nothing changes the
+caller's backend and no figure is left open; each PNG is written atomically.
 """
 
 from __future__ import annotations
@@ -12,8 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from fastgrad.checkpoint import atomic_write
+from fastgrad.standard import net_phrase
+from fastgrad.units import format_ratio, format_seconds
 
-__all__ = ["plot_comparison", "plot_history", "smooth_curve"]
+__all__ = ["plot_benchmark", "plot_comparison", "plot_history", "plot_method_comparison",
+           "smooth_curve"]
 
 SMOOTH = 100  # iterations in the moving average drawn over the noisy minibatch loss
 
@@ -144,4 +150,107 @@ def plot_comparison(histories, path, *, dpi=100):
     cfg = next(iter(histories.values())).config
     ax.set_title(f"{describe(cfg)}\n{cfg['method']} gradient, batch {cfg['batch_size']}, "
                  f"seed {cfg['seed']}", fontsize=9)
+    return atomic_write(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=dpi))
+
+
+def plot_method_comparison(histories, path, *, dpi=100):
+    """Each optimizer's smoothed loss, incremental solid and backprop dashed, in one PNG.
+
+    Parameters
+    ----------
+    histories : dict
+        ``{"incremental": {optimizer: History}, "backprop": {optimizer: History}}``,
+        as from :func:`fastgrad.bench.training.run_comparison`; the optimizers
+        are drawn in the order of the incremental runs.
+    path : str or PathLike
+        The PNG to write (atomically).
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    styles = {"incremental": "-", "backprop": "--"}
+    names = list(histories["incremental"])
+    top = 1.0
+    for i, name in enumerate(names):
+        for method, style in styles.items():
+            hist = histories[method][name]
+            losses = smooth_curve(hist.losses)
+            ax.plot(range(1, len(losses) + 1), losses, style, color=f"C{i}", linewidth=1.2,
+                    label=f"{name}, {method} (test acc {hist.final_test_acc:.4f})")
+            if len(losses):
+                top = max(top, min(float(np.percentile(losses, 95)), 3.0))
+    cfg = histories["incremental"][names[0]].config
+    ax.set(xlabel="iterations", ylabel="loss (smoothed)", ylim=(0, top))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title("The book's optimizer comparison: incremental numerical gradient (solid) vs "
+                 f"backprop (dashed)\n{describe(cfg)}, batch {cfg['batch_size']}, seed "
+                 f"{cfg['seed']}, same minibatches", fontsize=9)
+    return atomic_write(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=dpi))
+
+
+def plot_benchmark(report, path, *, dpi=120):
+    """The methods' times and their thread scaling from a ``fastgrad bench`` report, as a PNG.
+
+    Parameters
+    ----------
+    report : dict
+        A report as from :func:`fastgrad.bench.run.run_benchmark` (or saved
+        with ``--json``): its main rows make the bars (log scale, each
+        annotated with its time and its speed-up against the reference), the
+        compiled rows and the machine ceiling the scaling curves.
+    path : str or PathLike
+        The PNG to write (atomically).
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4.5))
+    FigureCanvasAgg(fig)  # Agg, without touching pyplot's global backend
+    left, right = fig.subplots(1, 2)
+    main = [r for r in report["timings"] if r["main"]]
+    left.bar([r["method"] for r in main], [r["median_s"] for r in main], color="tab:blue")
+    left.set_yscale("log")
+    left.set_ylabel("seconds per gradient (median)")
+    left.set_title("methods")
+    for i, r in enumerate(main):
+        left.annotate(f"{format_seconds(r['median_s'])}\n"
+                      f"{format_ratio(r['speedup_vs_reference'])}",
+                      (i, r["median_s"]), ha="center", va="bottom", fontsize=8)
+    top, ticks = 1, {1}
+    for name in dict.fromkeys(r["method"] for r in report["timings"] if r["threads"]):
+        rows = [r for r in report["timings"] if r["method"] == name and r["speedup_vs_1_thread"]]
+        if len(rows) > 1:
+            xs = [r["threads"] for r in rows]
+            right.plot(xs, [r["speedup_vs_1_thread"] for r in rows], "o-", label=name)
+            top = max(top, *xs)
+            ticks.update(xs)
+    ceiling = [c for c in (report.get("ceiling") or {}).get("rows", [])
+               if c["speedup_vs_1_thread"]]
+    if len(ceiling) > 1:
+        right.plot([c["threads"] for c in ceiling], [c["speedup_vs_1_thread"] for c in ceiling],
+                   "s:", color="grey", label="machine ceiling (same rounds)")
+    right.plot([1, top], [1, top], "k--", lw=0.8, label="ideal")
+    right.set_xticks(sorted(ticks))
+    right.set_xlabel("Numba threads")
+    right.set_ylabel("speed-up vs 1 thread")
+    right.set_title("thread scaling")
+    right.legend()
+    w = report["workload"]
+    net = net_phrase(w["layers"], w.get("activation", "sigmoid"), w.get("weight_init"),
+                     w.get("weight_decay"))
+    fig.suptitle(f"fastgrad {net}, batch {w['batch']} ({w['data']}) on "
+                 f"{report['environment']['cpu']}")
+    fig.tight_layout()
     return atomic_write(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=dpi))

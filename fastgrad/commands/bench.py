@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from fastgrad.bench.targets import DEFAULT_FILE
 from fastgrad.commands.args import add_network_arguments, sample_arg
+from fastgrad.methods import METHODS
 from fastgrad.standard import DATA_CHOICES
 
-METHOD_NAMES = ("reference", "jit", "incremental", "backprop")  # fastgrad.methods.METHODS
+#: ``--targets`` without a file: the checkout's targets file (not a string, so a FILE
+#: spelled like the default is still the user's own).
+_CHECKOUT_TARGETS = object()
 
 
 def register(subparsers):
@@ -23,9 +28,9 @@ def register(subparsers):
                     "start-up (compile) time. Exit status 1 if a method fails validation "
                     "or, with --compare, regresses by more than 25% beyond the noise of "
                     "its rounds.")
-    p.add_argument("--methods", nargs="+", choices=METHOD_NAMES, metavar="METHOD",
+    p.add_argument("--methods", nargs="+", choices=list(METHODS), metavar="METHOD",
                    help="methods to run (default: all); reference and backprop, the baselines "
-                        f"of the ratios, always run. Choices: {', '.join(METHOD_NAMES)}")
+                        f"of the ratios, always run. Choices: {', '.join(METHODS)}")
     p.add_argument("--threads", nargs="+", type=int, metavar="N",
                    help="Numba thread counts for jit and incremental (default: 1, 2, 4, ... "
                         "all cores); the largest is used in the method table")
@@ -42,11 +47,12 @@ def register(subparsers):
                         "entry and labelled 'sampled, scaled'; 'all' runs the full loop; "
                         "'auto' (default) samples 32 per tensor above 50,000 parameters, "
                         "where the book's loop takes minutes")
-    p.add_argument("--targets", action="store_true",
-                   help="measure the rows of the MultiLayerNet targets table instead (issue "
-                        "8: 784-[100]x4-10 ReLU/sigmoid at batch 128, jit, 784-50-10 against "
-                        "the saved baseline) on MNIST, each marked must/stretch; ignores "
-                        "the network, --data and method flags")
+    p.add_argument("--targets", nargs="?", const=_CHECKOUT_TARGETS, metavar="FILE",
+                   help="measure the rows of the MultiLayerNet targets table instead "
+                        "(784-[100]x4-10 ReLU/sigmoid at batch 128, jit, 784-50-10 against "
+                        "the saved baseline) on MNIST and judge each against the thresholds "
+                        f"in FILE (default: {DEFAULT_FILE.as_posix()} under the current directory, "
+                        "the checkout's root); ignores the network, --data and method flags")
     p.add_argument("--jit-batch", type=int, default=None, metavar="N",
                    help="with --targets: batch of the jit row (default 2: a full jit gradient "
                         "of the deep net at batch 128 takes minutes; 128 measures it as is)")
@@ -55,8 +61,9 @@ def register(subparsers):
                         "momentum, adagrad, adam; 2,000 iterations each, incremental and "
                         "backprop) for its two rows: about a quarter of an hour on 2 cores")
     p.add_argument("--baseline", metavar="BASELINE.json",
-                   help="with --targets: the saved 784-50-10 report of the 'no slower than "
-                        "today' row (default: the newest bench/results/*.json)")
+                   help="with --targets: the saved 784-50-10 report of the baseline row "
+                        "(default: the newest bench/results/*.json under the current "
+                        "directory)")
     p.add_argument("--no-phases", dest="phases", action="store_false",
                    help="skip the 1-thread phase profile (serial fraction, Amdahl projection)")
     p.add_argument("--repeats", type=int, metavar="N",
@@ -113,7 +120,10 @@ def _blas_arg(text):
 
 def run(args) -> int:
     """Run the benchmark described by ``args``; return the exit status."""
-    from fastgrad import benchcompare, benchreport
+    from fastgrad import plots
+    from fastgrad.bench.compare import compare, format_comparison
+    from fastgrad.bench.report import check_output_path, format_report, load_json, save_json
+    from fastgrad.bench.run import run_benchmark
 
     for name in ("batch", "repeats", "jit_batch"):
         value = getattr(args, name)
@@ -121,9 +131,9 @@ def run(args) -> int:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if any(v < 1 for v in args.hidden):
         raise ValueError(f"--hidden widths must be at least 1, got {args.hidden}")
-    if not args.targets and (args.jit_batch is not None or args.baseline or args.training):
+    if args.targets is None and (args.jit_batch is not None or args.baseline or args.training):
         raise ValueError("--jit-batch, --baseline and --training go with --targets")
-    if args.targets:
+    if args.targets is not None:
         return _run_targets(args)
     if args.verify_only and (args.compare or args.plot):
         raise ValueError("--compare and --plot need timings: drop --verify-only")
@@ -131,12 +141,12 @@ def run(args) -> int:
         raise ValueError("--compare-absolute needs --compare BASELINE.json")
     # fail before minutes of measuring, not after (run_benchmark checks the baseline
     # against the workload as soon as the data is loaded)
-    baseline = benchreport.load_json(args.compare) if args.compare else None
+    baseline = load_json(args.compare) if args.compare else None
     for flag, path in (("--json", args.json), ("--plot", args.plot)):
         if path:
-            benchreport.check_output_path(path, flag)
+            check_output_path(path, flag)
 
-    report = benchreport.run_benchmark(
+    report = run_benchmark(
         args.methods, args.threads, hidden=args.hidden, batch=args.batch,
         repeats=args.repeats, quick=args.quick, verify_only=args.verify_only,
         compile_time=args.compile_time, data=args.data, data_dir=args.data_dir,
@@ -145,43 +155,52 @@ def run(args) -> int:
         activation=args.activation, weight_init=args.weight_init,
         weight_decay=args.weight_decay, sample=args.sample, phase_profile=args.phases,
         log=lambda msg: print(msg, file=sys.stderr, flush=True))
-    print(benchreport.format_report(report))
+    print(format_report(report))
     status = 0 if report["ok"] else 1
     if args.json:
-        benchreport.save_json(report, args.json)
+        save_json(report, args.json)
         print(f"report saved to {args.json}")
     if args.plot:
-        if benchreport.plot(report, args.plot):
-            print(f"plot saved to {args.plot}")
-        else:
+        try:
+            plots.plot_benchmark(report, args.plot)
+        except ImportError:
             print("plot skipped: matplotlib is not installed (pip install 'fastgrad[plot]')")
+        else:
+            print(f"plot saved to {args.plot}")
     if baseline is not None:
-        comparison = benchcompare.compare(report, baseline, absolute=args.compare_absolute)
+        comparison = compare(report, baseline, absolute=args.compare_absolute)
         print()
-        print(benchcompare.format_comparison(comparison, args.compare, report, baseline))
+        print(format_comparison(comparison, args.compare, report, baseline))
         if any(r["regression"] for r in comparison["rows"]):
             status = 1
     return status
 
 
 def _run_targets(args):
-    from fastgrad import benchreport, benchtargets
+    from fastgrad.bench.report import check_output_path, newest_report, save_json
+    from fastgrad.bench.targets import default_file, format_targets, load_targets, run_targets
 
     if args.compare or args.verify_only or args.plot:
         raise ValueError("--targets takes neither --compare, --verify-only nor --plot")
-    baseline = args.baseline or benchtargets.default_baseline()
+    path = default_file() if args.targets is _CHECKOUT_TARGETS else args.targets
+    if path is None:
+        raise FileNotFoundError(f"--targets: no FILE given and no {DEFAULT_FILE.as_posix()} "
+                                f"under the current directory ({Path.cwd()}): run from the "
+                                "checkout's root or pass the targets file")
+    thresholds = load_targets(path)  # a bad file fails now, not after minutes
+    baseline = args.baseline or newest_report()
     if args.json:
-        benchreport.check_output_path(args.json, "--json")
-    report = benchtargets.run_targets(
-        threads=max(args.threads) if args.threads else None, jit_batch=args.jit_batch,
+        check_output_path(args.json, "--json")
+    report = run_targets(
+        thresholds, threads=max(args.threads) if args.threads else None, jit_batch=args.jit_batch,
         baseline=baseline, quick=args.quick, repeats=args.repeats, data_dir=args.data_dir,
         synthetic=args.synthetic,
         # one BLAS thread: with two, the book's loop on a shared 2-core VM swung 10x between
         # calls (OpenBLAS and Numba workers competing), which inflates every ratio vs it
         blas_threads=1 if args.blas_threads is _DEFAULT else args.blas_threads,
         training=args.training, log=lambda msg: print(msg, file=sys.stderr, flush=True))
-    print(benchtargets.format_targets(report))
+    print(format_targets(report))
     if args.json:
-        benchreport.save_json(report, args.json)
+        save_json(report, args.json)
         print(f"report saved to {args.json}")
     return 0 if report["ok"] else 1

@@ -16,18 +16,21 @@ rounds behind both numbers. The noise rule, with threshold ``T`` (1.25):
 * ``ratio > T`` but the low end ``<= T``: ``within noise`` (not a failure).
 
 A number's spread is ``(Q1 / median, Q3 / median)`` of its rounds
-(:func:`fastgrad.timing.spread`); the interval's low end puts every number of
+(:func:`fastgrad.bench.timing.spread`); the interval's low end puts every number of
 the ratio at the end of its spread that makes the ratio smallest (the now
 time at its Q1, the baseline time at its Q3, and the anchors the other way),
-the high end likewise.
+the high end likewise. Two reports are compared only when they measured the same
+workload (:func:`fastgrad.bench.report.check_comparable`); a different CPU, core
+count, BLAS or Numba is always named.
 """
 
 from __future__ import annotations
 
 import math
 
-from fastgrad.benchreport import _fmt_s, _table, check_comparable
-from fastgrad.timing import spread
+from fastgrad.bench.report import check_comparable, table
+from fastgrad.bench.timing import spread
+from fastgrad.units import format_seconds
 
 #: A ratio (worse when > 1) above this is a regression, unless within noise.
 REGRESSION = 1.25
@@ -94,8 +97,8 @@ def compare(report, baseline, threshold=REGRESSION, *, absolute=False):
     Parameters
     ----------
     report, baseline : dict
-        Reports as from :func:`fastgrad.benchreport.run_benchmark` or
-        :func:`fastgrad.benchreport.load_json` (older schemas too).
+        Reports as from :func:`fastgrad.bench.run.run_benchmark` or
+        :func:`fastgrad.bench.report.load_json` (older schemas too).
     threshold : float
         Ratio above which a row is worse than the baseline (1.25: 25 %).
     absolute : bool
@@ -188,7 +191,7 @@ def compare(report, baseline, threshold=REGRESSION, *, absolute=False):
 def _fmt_value(measure, value):
     if measure == "efficiency":
         return f"{value:.2f}"
-    return _fmt_s(value)
+    return format_seconds(value)
 
 
 def _machine_text(env):
@@ -226,7 +229,7 @@ def format_comparison(comparison, path, report=None, baseline=None):
             + f" (geometric mean {math.prod(moves.values()) ** (1 / len(moves)):.2f}x, "
             "divided out below)")
     rows = comparison["rows"]
-    out += ["  " + line for line in _table(
+    out += ["  " + line for line in table(
         ("measure", "method", "threads", "baseline", "now", "ratio", "interval", "verdict"),
         [(r["measure"], r["method"], r["threads"] or "-",
           _fmt_value(r["measure"], r["baseline"]), _fmt_value(r["measure"], r["now"]),

@@ -1,27 +1,28 @@
-"""Timing rounds and the machine they ran on, for ``fastgrad bench``.
+"""Timing rounds: one method, several thread counts interleaved, the ceiling, the phases.
 
-:func:`time_method` times one method in rounds; :func:`time_interleaved` times
-a compiled method at several thread counts interleaved (1, 2, 1, 2, ...), each
-sample next to one of the compute-bound ceiling kernel at the same thread
-count, so a speed-up and the machine's own ceiling come from the same moments.
-:func:`environment` records what a timing depends on.
+:func:`time_method` times one method in rounds (validated first: the caller
+holds a reference it agrees with; the result of the last timed call is kept so
+it can be checked again); :func:`time_interleaved` times a compiled method at
+several thread counts interleaved (1, 2, 1, 2, ...), each sample next to one of
+the compute-bound ceiling kernel at the same thread count, so a speed-up and
+the machine's own ceiling come from the same moments. A collection of the
+garbage collector never lands inside a timed round. Compiled methods always
+run with one BLAS thread, so idle BLAS workers cannot compete with Numba's.
 """
 
 from __future__ import annotations
 
 import gc
 import math
-import os
-import platform
 import statistics
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from fastgrad import config, inputs
+from fastgrad import config, inputs, phases
+from fastgrad.bench.machine import blas_limits
+from fastgrad.bench.validation import run_reference
 from fastgrad.methods import check_method, numba_threads
 
 #: Size of one call of the ceiling kernel: independent items (many per thread,
@@ -31,18 +32,6 @@ CEILING_ITEMS = 256
 CEILING_INNER = 2000
 
 # --- timing ------------------------------------------------------------------------
-
-
-@contextmanager
-def blas_limits(threads):
-    """Limit BLAS to ``threads`` threads in the body (None: leave as is); yields the count."""
-    if threads is None:
-        yield blas_threads()
-        return
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=threads, user_api="blas"):
-        yield blas_threads()
 
 
 @dataclass
@@ -76,7 +65,7 @@ def time_method(method, workload, threads=None, repeats=5, *, warmup=1, budget_s
     Parameters
     ----------
     method : str
-    workload : Workload
+    workload : fastgrad.bench.workload.Workload
     threads : int, optional
         Numba threads (compiled methods; BLAS is held at one thread for them).
     repeats : int
@@ -157,69 +146,26 @@ def thread_counts(limit=None):
     return counts + [limit]
 
 
-# --- environment -------------------------------------------------------------------
+def time_reference(workload, ref, repeats=5, *, budget_s=None, min_rounds=1,
+                   blas_threads=None):
+    """Time the reference: :func:`time_method` when ``ref`` is full, else the sampled loop.
 
-
-def _cpuinfo():
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {}
-    out = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        out.setdefault(key.strip(), value.strip())
-    return out
-
-
-def cpu_model():
-    """CPU model name from /proc/cpuinfo, else what :mod:`platform` knows."""
-    return (_cpuinfo().get("model name") or platform.processor() or platform.machine()
-            or "unknown")
-
-
-def blas_info():
-    """The BLAS libraries NumPy loaded, as threadpoolctl sees them."""
-    from threadpoolctl import threadpool_info
-
-    keys = ("internal_api", "version", "num_threads", "threading_layer", "architecture")
-    return [{k: lib.get(k) for k in keys} for lib in threadpool_info()
-            if lib.get("user_api") == "blas"]
-
-
-def blas_threads():
-    """Threads of the BLAS in use (the largest if several), or None."""
-    counts = [lib["num_threads"] for lib in blas_info() if lib["num_threads"]]
-    return max(counts) if counts else None
-
-
-def environment():
-    """What a timing depends on: CPU, cores, threads, threading layer, BLAS, versions."""
-    import numba
-
-    flags = set(_cpuinfo().get("flags", "").split())
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        usable = os.cpu_count()
-    env_keys = ("OPENBLAS", "OMP_", "MKL_", "NUMBA_", "FASTGRAD_")
-    return {
-        "cpu": cpu_model(),
-        "simd": [f for f in ("avx2", "avx512f", "avx512_vnni", "neon") if f in flags],
-        "logical_cpus": os.cpu_count(),
-        "usable_cpus": usable,
-        "numba_threads": config.max_threads(),
-        "default_threads": config.default_threads(),
-        "threading_layer": config.threading_layer(),
-        "blas": blas_info(),
-        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "platform": platform.platform(),
-        "env": {k: v for k, v in sorted(os.environ.items()) if k.startswith(env_keys)},
-    }
-
+    A sampled reference reruns the book's loop on the same sampled entries and
+    scales each round by ``ref.scale`` ("sampled, scaled"); ``ref``'s own run
+    (:func:`fastgrad.bench.validation.compute_reference`) is round one either way.
+    """
+    if not ref.sampled:
+        return time_method("reference", workload, None, repeats, warmup=0, budget_s=budget_s,
+                           min_rounds=min_rounds, first_round=(ref.seconds, ref.grad),
+                           blas_threads=blas_threads)
+    rounds = repeats if budget_s is None else min(repeats, int(budget_s // ref.seconds))
+    rounds = max(rounds, min_rounds)
+    times, result = [ref.seconds * ref.scale], ref.grad
+    with blas_limits(blas_threads) as blas:
+        while len(times) < rounds:
+            result, seconds = run_reference(workload, ref.sample, ref.seed)
+            times.append(seconds * ref.scale)
+    return Timing("reference", None, blas, times, 1, result)
 
 
 # --- spread ---------------------------------------------------------------------------
@@ -298,7 +244,7 @@ def time_interleaved(method, workload, counts, repeats=5, *, warmup=1, budget_s=
     ----------
     method : str
         A compiled registry method.
-    workload : Workload
+    workload : fastgrad.bench.workload.Workload
     counts : sequence of int
         Numba thread counts, in the order timed within a round.
     repeats, warmup, budget_s, min_rounds, round_s
@@ -364,3 +310,24 @@ def time_interleaved(method, workload, counts, repeats=5, *, warmup=1, budget_s=
     ceilings = ({t: Timing("ceiling", t, blas, ctimes[t], cloops[t]) for t in counts}
                 if ceiling else {})
     return Interleaved(method, counts, timings, ceilings)
+
+
+# --- phases ---------------------------------------------------------------------------
+
+
+def profile_phases(method, workload, repeats=5):
+    """Phase profile of compiled ``method`` at one thread (BLAS at one too).
+
+    Returns
+    -------
+    fastgrad.phases.PhaseProfile
+        Median seconds per phase; ``serial_fraction`` and ``projection()``
+        (Amdahl, from that fraction) follow from it.
+    """
+    entry = check_method(method)
+    if not entry.compiled:
+        raise ValueError(f"profile_phases needs a compiled method, got {method!r}")
+    w = workload
+    with blas_limits(1):
+        return phases.profile(entry.func, (w.params, w.x, w.labels, w.h, 1, w.arch),
+                              repeats, method)

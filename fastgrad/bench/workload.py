@@ -1,0 +1,119 @@
+"""The problem every method is timed on: a seeded network, a batch and a step, validated.
+
+:func:`load_workload` builds the standard workload (:mod:`fastgrad.standard`:
+the book's 784-50-10 sigmoid net, seed 0, on the first test images, or seeded
+synthetic ones when no local copy is found) at any depth, activation,
+initialisation, weight decay and data choice, and converts its inputs once
+with :func:`fastgrad.inputs.check_batch`, so no timing includes that
+conversion. A :class:`Workload` always says which data it ran on (real or
+synthetic), and its :attr:`~Workload.key` tells workloads apart for caching.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fastgrad import inputs, reference
+from fastgrad.arch import SIGMOID, Arch
+from fastgrad.standard import net_phrase, standard_workload
+
+
+@dataclass(frozen=True, eq=False)
+class Workload:
+    """A validated ``(params, x, labels, h, arch)`` problem and where its data came from."""
+
+    params: dict = field(repr=False)
+    x: np.ndarray = field(repr=False)
+    labels: np.ndarray = field(repr=False)
+    h: float
+    #: the data choice when real ("mnist", "fashion", "dense"), else "synthetic" (MNIST-like)
+    #: or "synthetic fashion" / "synthetic dense": reports compare it
+    data: str
+    description: str
+    seed: int
+    arch: Arch = SIGMOID
+    weight_init: float | str | None = None  # as given; None: the default of build_net
+
+    @property
+    def layers(self):
+        names = reference.param_names(self.params)
+        return (self.params["W1"].shape[0],
+                *(self.params[n].shape[1] for n in names if n.startswith("W")))
+
+    @property
+    def batch(self):
+        return self.x.shape[0]
+
+    @property
+    def n_params(self):
+        return sum(a.size for a in self.params.values())
+
+    @property
+    def density(self):
+        """Share of non-zero inputs (what picks the sparse or dense first layer)."""
+        return float(np.count_nonzero(self.x)) / self.x.size
+
+    @property
+    def key(self):
+        """Hashable identity, for caching reference gradients."""
+        return (self.layers, self.batch, self.data, self.seed, self.h, tuple(self.arch),
+                self.weight_init)
+
+    def net_label(self):
+        """``784-100-100-10 relu (init relu)``: the architecture in one phrase."""
+        return net_phrase(self.layers, self.arch.activation, self.weight_init,
+                          self.arch.weight_decay)
+
+    def label(self):
+        """Short text such as ``784-50-10 sigmoid, batch 100``."""
+        return f"{self.net_label()}, batch {self.batch}"
+
+    def as_dict(self):
+        return {"layers": list(self.layers), "batch": self.batch, "n_params": self.n_params,
+                "h": self.h, "seed": self.seed, "data": self.data,
+                "activation": self.arch.activation, "weight_decay": self.arch.weight_decay,
+                "weight_init": self.weight_init, "density": self.density,
+                "description": self.description}
+
+
+def load_workload(hidden=50, batch=100, *, data="mnist", data_dir=None, synthetic=False,
+                  seed=0, h=1e-4, activation="sigmoid", weight_init=None, weight_decay=0.0):
+    """The benchmark problem: :func:`fastgrad.standard.standard_workload`, validated.
+
+    Parameters
+    ----------
+    hidden : int or list of int
+        Hidden width(s).
+    batch : int
+        Number of samples (the first test images when real).
+    data : {"mnist", "fashion", "dense"}
+        MNIST or Fashion-MNIST test images, or the dense standardised batch
+        (:func:`fastgrad.standard.dense_batch`).
+    data_dir : path, optional
+        Folder with the test files; if given they must be there.
+    synthetic : bool
+        Use seeded synthetic data even if the files are available.
+    seed : int
+        Seed of the weights (and of synthetic data).
+    h : float
+        Central-difference step.
+    activation, weight_init, weight_decay
+        As for :func:`fastgrad.standard.build_net`.
+
+    Returns
+    -------
+    Workload
+        Inputs already converted by :func:`fastgrad.inputs.check_batch`, so
+        timings never include that conversion.
+    """
+    if weight_init is not None and not isinstance(weight_init, str):
+        weight_init = float(weight_init)
+    work = standard_workload(batch, hidden, seed, data, data_dir=data_dir, synthetic=synthetic,
+                             activation=activation, weight_init=weight_init,
+                             weight_decay=weight_decay)
+    params, x, labels = inputs.check_batch(work.net.params, work.x, work.t)
+    kind = data if work.real else "synthetic" if data == "mnist" else f"synthetic {data}"
+    return Workload(params, x, labels, inputs.check_h(h), kind, work.source, seed,
+                    work.net.arch, weight_init)

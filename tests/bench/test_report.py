@@ -1,0 +1,104 @@
+"""fastgrad.bench.report: the report's schema, its text and its files."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from fastgrad.bench.report import (
+    OLD_SCHEMAS,
+    SCHEMA,
+    check_comparable,
+    check_output_path,
+    format_report,
+    format_spread,
+    load_json,
+    newest_report,
+    save_json,
+    table,
+)
+from tests.bench.helpers import RESULTS
+
+
+def test_save_json_is_atomic(quick_report, tmp_path, monkeypatch):
+    _, d = quick_report
+    report = load_json(d / "r.json")
+    path = tmp_path / "r.json"
+    save_json(report, path)
+    before = path.read_bytes()
+    assert load_json(path) == report
+
+    def fails(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fails)
+    with pytest.raises(OSError, match="disk full"):
+        save_json({**report, "mode": "changed"}, path)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["r.json"]
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("{not json", "not valid JSON"),
+    ('{"schema": "something-else/1"}', "not a fastgrad bench report"),
+    ("[1, 2]", "not a fastgrad bench report"),
+])
+def test_load_json_refuses_what_is_not_a_report(tmp_path, content, message):
+    (tmp_path / "r.json").write_text(content)
+    with pytest.raises(ValueError, match=message):
+        load_json(tmp_path / "r.json")
+
+
+def test_output_paths_are_checked_before_measuring(tmp_path):
+    assert check_output_path(tmp_path / "r.json", "--json") == tmp_path / "r.json"
+    with pytest.raises(ValueError, match="--plot .*is a directory"):
+        check_output_path(tmp_path, "--plot")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        check_output_path(tmp_path / "no" / "r.json", "--json")
+
+
+def test_report_text(quick_report):
+    _, d = quick_report
+    report = load_json(d / "r.json")
+    text = format_report(report)
+    lines = text.splitlines()
+    assert lines[0].startswith("fastgrad bench (quick): 784-5-10 sigmoid, batch 3, 3,985 params")
+    for heading in ("validation against the reference", "time per gradient",
+                    "thread scaling" if len(report["ceiling"]["rows"]) > 1 else "note:",
+                    "phases at 1 thread"):
+        assert any(line.startswith(heading) for line in lines), heading
+    assert lines[-1].startswith("all methods agree with the reference; ")
+    assert "start-up:" not in text  # --no-compile
+
+
+def test_table_and_spread_text():
+    assert table(("a", "bb"), [(1, "x"), ("long", None)]) == ["a     bb", "1     x",
+                                                               "long  None"]
+    assert format_spread([0.97, 1.12]) == "-3%/+12%" and format_spread(None) == "-"
+
+
+def test_workloads_are_comparable_only_when_the_same(quick_report):
+    _, d = quick_report
+    report = load_json(d / "r.json")
+    check_comparable(report, report["workload"])
+    for change in ({"batch": 100}, {"h": 1e-3}, {"seed": 1}, {"data": "fashion"}):
+        with pytest.raises(ValueError, match="not comparable"):
+            check_comparable(report, {**report["workload"], **change})
+
+
+def test_newest_report_is_found_under_the_current_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert newest_report() is None  # no bench/results here
+    folder = tmp_path / "bench" / "results"
+    folder.mkdir(parents=True)
+    for name in ("a-2026-01-01.json", "a-2026-02-01.json", "notes.txt"):
+        (folder / name).write_text("{}")
+    assert newest_report() == folder.relative_to(tmp_path) / "a-2026-02-01.json"
+    assert newest_report(RESULTS).parent == RESULTS  # the checkout's own, by argument
+
+
+def test_the_saved_baseline_is_a_report():
+    old = load_json(RESULTS / "epyc-2core-2026-11-30.json")
+    assert old["schema"] in OLD_SCHEMAS and old["schema"] != SCHEMA
+    json.dumps(old)

@@ -15,5 +15,5 @@ fastgrad imports it. One concern per module, in the order data flows:
 - :mod:`~fastgrad.bench.training`: the optimizer comparison's figures, by training;
 - :mod:`~fastgrad.bench.targets`: ``--targets``: a run judged against a targets file.
 
-The figures are drawn by :mod:`fastgrad.plots`, the one module that imports matplotlib.
+The figures are drawn by :mod:`fastgrad.plots`; nothing here imports matplotlib.
 """

@@ -1,8 +1,8 @@
 """Timing rounds: one method, several thread counts interleaved, the ceiling, the phases.
 
-:func:`time_method` times one method in rounds (validated first: the caller
-holds a reference it agrees with; the result of the last timed call is kept so
-it can be checked again); :func:`time_interleaved` times a compiled method at
+:func:`time_method` times one method in rounds and keeps the result of the last
+timed call, so it can be checked against the reference again (what was timed
+is what was validated); :func:`time_interleaved` times a compiled method at
 several thread counts interleaved (1, 2, 1, 2, ...), each sample next to one of
 the compute-bound ceiling kernel at the same thread count, so a speed-up and
 the machine's own ceiling come from the same moments. A collection of the

@@ -6,14 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from fastgrad.bench.targets import DEFAULT_FILE
 from fastgrad.commands.args import add_network_arguments, sample_arg
 from fastgrad.methods import METHODS
 from fastgrad.standard import DATA_CHOICES
 
 #: ``--targets`` without a file: the checkout's targets file (not a string, so a FILE
-#: spelled like the default is still the user's own).
+#: spelled like the default is still the user's own). Its path, for the help:
+#: fastgrad.bench.targets.DEFAULT_FILE (imported when a run starts, not with the CLI).
 _CHECKOUT_TARGETS = object()
+_CHECKOUT_TARGETS_TEXT = "bench/targets.toml"
 
 
 def register(subparsers):
@@ -51,7 +52,7 @@ def register(subparsers):
                    help="measure the rows of the MultiLayerNet targets table instead "
                         "(784-[100]x4-10 ReLU/sigmoid at batch 128, jit, 784-50-10 against "
                         "the saved baseline) on MNIST and judge each against the thresholds "
-                        f"in FILE (default: {DEFAULT_FILE.as_posix()} under the current directory, "
+                        f"in FILE (default: {_CHECKOUT_TARGETS_TEXT} under the current directory, "
                         "the checkout's root); ignores the network, --data and method flags")
     p.add_argument("--jit-batch", type=int, default=None, metavar="N",
                    help="with --targets: batch of the jit row (default 2: a full jit gradient "
@@ -178,7 +179,13 @@ def run(args) -> int:
 
 def _run_targets(args):
     from fastgrad.bench.report import check_output_path, newest_report, save_json
-    from fastgrad.bench.targets import default_file, format_targets, load_targets, run_targets
+    from fastgrad.bench.targets import (
+        DEFAULT_FILE,
+        default_file,
+        format_targets,
+        load_targets,
+        run_targets,
+    )
 
     if args.compare or args.verify_only or args.plot:
         raise ValueError("--targets takes neither --compare, --verify-only nor --plot")

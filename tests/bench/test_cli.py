@@ -151,3 +151,13 @@ def test_cli_plot_skipped_without_matplotlib(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert rc == 0 and "plot skipped: matplotlib is not installed" in out
     assert not (tmp_path / "p.png").exists()
+
+
+def test_help_names_the_default_targets_file(capsys):
+    from fastgrad.bench.targets import DEFAULT_FILE
+
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"(default: {DEFAULT_FILE.as_posix()} under the current directory" in help_text
+    assert "issue" not in help_text

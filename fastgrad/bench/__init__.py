@@ -13,7 +13,8 @@ fastgrad imports it. One concern per module, in the order data flows:
 - :mod:`~fastgrad.bench.report`: the report's schema, its text, its files;
 - :mod:`~fastgrad.bench.compare`: a report against a saved baseline;
 - :mod:`~fastgrad.bench.training`: the optimizer comparison's figures, by training;
-- :mod:`~fastgrad.bench.targets`: ``--targets``: a run judged against a targets file.
+- :mod:`~fastgrad.bench.targets`: targets files and judging a figure against one;
+- :mod:`~fastgrad.bench.targets_run`: ``--targets``: the targets table measured and judged.
 
 The figures are drawn by :mod:`fastgrad.plots`; nothing here imports matplotlib.
 """

@@ -179,13 +179,8 @@ def run(args) -> int:
 
 def _run_targets(args):
     from fastgrad.bench.report import check_output_path, newest_report, save_json
-    from fastgrad.bench.targets import (
-        DEFAULT_FILE,
-        default_file,
-        format_targets,
-        load_targets,
-        run_targets,
-    )
+    from fastgrad.bench.targets import DEFAULT_FILE, default_file, load_targets
+    from fastgrad.bench.targets_run import format_targets, run_targets
 
     if args.compare or args.verify_only or args.plot:
         raise ValueError("--targets takes neither --compare, --verify-only nor --plot")

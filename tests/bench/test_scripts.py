@@ -15,8 +15,8 @@ import sys
 import numpy as np
 import pytest
 
-from fastgrad.bench import targets as targets_mod
 from fastgrad.bench import training
+from fastgrad.bench.targets import load_targets
 from tests.bench.helpers import REPO, REPO_TARGETS
 
 
@@ -52,7 +52,7 @@ def test_training_overhead_script(monkeypatch, tmp_path, capsys):
     worst = max(r["share"] for r in runs)
     assert report["worst_share"] == worst
     # judged in percent by the repository's file: the best level whose threshold it meets
-    file = targets_mod.load_targets(REPO_TARGETS)
+    file = load_targets(REPO_TARGETS)
     thresholds = file.targets[script.FIGURE].thresholds
     expected = next((lv for lv in file.levels if 100 * worst <= thresholds[lv]), "MISSED")
     assert report["met"] == expected

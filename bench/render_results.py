@@ -107,7 +107,7 @@ def _error(row):
     err = row.get("max_abs_error")
     if row["method"] == "reference" or err is None:
         return "—"
-    text = f"{err:.1e}"
+    text = re.sub(r"e([+-])0+(\d)", r"e\1\2", f"{err:.1e}").replace("e+", "e")
     return f"{text} (not a finite difference)" if row["method"] == "backprop" else text
 
 

@@ -51,6 +51,29 @@ class GradcheckReport:
     relative error ``|a - n| / max(|a|, |n|, rel_floor)`` is reported for
     information (:func:`fastgrad.compare.relative_error`, floor
     :data:`fastgrad.compare.REL_FLOOR`: below it an element is rounding noise).
+
+    Attributes
+    ----------
+    ok : bool
+        Every element (or direction) within the rule.
+    mode : {'full', 'directional'}
+        Every element of ``x``, or ``directions`` random unit directions.
+    n_checked, n_failed : int
+        Elements (directions) compared, and how many broke the rule.
+    max_abs, max_rel : float
+        Largest absolute and relative error.
+    worst : tuple of Mismatch
+        Up to :data:`N_WORST` elements, the furthest outside the rule first.
+    shape : tuple
+        Shape of ``x``.
+    h, atol, rtol, rel_floor : float
+        The step and the rule's settings.
+    seconds : float
+        Wall time, compiling ``f`` included on a first call.
+    directions : int or None
+        Number of directions in directional mode.
+    seed : object
+        Seed of the directions (None in full mode).
     """
 
     ok: bool
@@ -74,6 +97,7 @@ class GradcheckReport:
 
     @property
     def rule(self):
+        """The pass rule with this report's ``atol`` and ``rtol``, as text."""
         return (f"|analytic - numerical| <= atol + rtol * |numerical| "
                 f"(atol {self.atol:g}, rtol {self.rtol:g})")
 
@@ -97,6 +121,7 @@ class GradcheckReport:
         return "\n".join(lines)
 
     def as_dict(self):
+        """The report as plain JSON-ready values (the worst elements included)."""
         out = {k: getattr(self, k) for k in (
             "ok", "mode", "n_checked", "n_failed", "max_abs", "max_rel", "h", "atol", "rtol",
             "rel_floor", "seconds", "directions")}

@@ -91,7 +91,20 @@ class Curve:
 
 @dataclass
 class StepSweep:
-    """Curves of one study and what they were measured on."""
+    """Curves of one study and what they were measured on.
+
+    Attributes
+    ----------
+    curves : list of Curve
+        One per way of computing the central difference, each with its
+        ``steps``, ``errors``, ``best_h`` and fitted slopes.
+    description : str
+        The net and the batch the curves were measured on.
+    seconds : float
+        Wall time of the study.
+    extra : dict
+        Seeds, threads and sizes, saved with :meth:`as_dict`.
+    """
 
     curves: list
     description: str
@@ -138,7 +151,27 @@ def check_steps(steps, valid_range=None):
 def function_curve(f, x, grad, steps=None, *, args=(), threads=None, name="f"):
     """The error curve of :func:`fastgrad.numerical_gradient` on any function.
 
-    ``grad`` is the exact gradient of ``f`` at ``x`` (shaped like ``x``).
+    Parameters
+    ----------
+    f : callable
+        ``f(x, *args) -> float``; a Numba ``@njit`` function runs compiled.
+    x : array_like of real numbers
+        Point of evaluation; never modified.
+    grad : array_like
+        The exact gradient of ``f`` at ``x``, shaped like ``x``.
+    steps : sequence of float, optional
+        Step sizes; default 1e-1 .. 1e-12, three per decade.
+    args : tuple
+        Extra arguments of ``f``, passed read-only.
+    threads : int, optional
+        Threads of the compiled loop.
+    name : str
+        Name of the curve in tables and plots.
+
+    Returns
+    -------
+    Curve
+        Max abs error against ``grad`` at each step, over every element of ``x``.
     """
     steps = check_steps(steps)
     exact = np.asarray(grad, dtype=np.float64)

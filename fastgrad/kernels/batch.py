@@ -1,7 +1,7 @@
 """Per-iteration work of the training loop, compiled: the minibatch and its loss.
 
 Both run once per training step next to the gradient, so any time they take is
-serial overhead on every thread but one (issue 10). NumPy's fancy indexing and
+serial overhead on every thread but one. NumPy's fancy indexing and
 float64 conversion take two passes and ~0.1 ms on a chapter-4 minibatch, its
 CSR another scan of every pixel, and its loss after the update (one dense BLAS
 product of all 784 inputs on one core) ~0.4 ms.

@@ -253,7 +253,7 @@ def as_values(value, where, shape=None):
                          f"got {arr.shape} at {where}")
     out = np.asarray(arr, dtype=np.float64).reshape(-1)
     if not np.all(np.isfinite(out)):
-        raise ValueError(f"f must return finite values, got "
+        raise ValueError(f"f must return a finite value, got "
                          f"{out[~np.isfinite(out)][0]} at {where}")
     return out
 
@@ -265,7 +265,7 @@ def output_of(f, work, args):
     try:
         value = f(work, *args)
     except (NumbaError, TypeError) as exc:
-        if not isinstance(f, CPUDispatcher) or isinstance(exc, TypeError):
+        if not isinstance(f, CPUDispatcher):
             raise
         raise _compile_error(f, work, args, exc) from None
     values = as_values(value, "x")
@@ -290,7 +290,7 @@ def _checked(values, sizes, m, out_shape, where):
     finite = np.isfinite(values).all(axis=1)
     if not finite.all():
         q = int(np.flatnonzero(~finite)[0])
-        raise ValueError(f"f must return finite values, got "
+        raise ValueError(f"f must return a finite value, got "
                          f"{values[q][~np.isfinite(values[q])][0]} at {where(q)}")
 
 

@@ -66,7 +66,12 @@ def test_tolerances_decide(problem):
     x, args = problem
     grad = loss_grad(x, *args)
     grad[0, 0] += 1e-4
-    assert fastgrad.gradcheck(jitted, x, grad, args=args)  # within rtol 1e-3 of |g| ~ 2
+    # the classic rule, asked for by its tolerances: within rtol 1e-3 of |g| ~ 2
+    assert fastgrad.gradcheck(jitted, x, grad, args=args, atol=1e-5, rtol=1e-3)
+    assert fastgrad.gradcheck(jitted, x, grad, args=args, rtol=1e-3)  # atol defaults to 1e-5
+    # by default no tolerance: 1e-4 is far beyond the finite difference's own error (~1e-9)
+    default = fastgrad.gradcheck(jitted, x, grad, args=args)
+    assert not default and default.atol is None and default.worst[0].index == (0, 0)
     assert not fastgrad.gradcheck(jitted, x, grad, args=args, rtol=0.0)
     assert fastgrad.gradcheck(jitted, x, grad, args=args, rtol=0.0, atol=2e-4)
 

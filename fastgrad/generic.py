@@ -341,7 +341,7 @@ def direction_values(f, work, args, h, offsets, threads, out_shape, jitted, sign
     """
     offsets = np.asarray(offsets, dtype=np.float64)
     rows, lo, hi, scales = (np.ascontiguousarray(a, dtype=d) for a, d in
-                            zip(tasks, (np.int64, np.int64, np.int64, np.float64)))
+                            zip(tasks, (np.int64, np.int64, np.int64, np.float64), strict=True))
     n_tasks, k = rows.size, offsets.size
     m = int(np.prod(out_shape, dtype=np.int64))
 

@@ -7,6 +7,7 @@ import pytest
 from numba import njit
 
 import fastgrad
+from fastgrad.gradcheck import OFFSETS, STATUSES, assess
 
 
 def loss(x, w, c):
@@ -143,3 +144,207 @@ def test_bad_inputs(problem):
     nan_f = njit(lambda a: np.nan * np.sum(a))
     with pytest.raises(ValueError, match="finite value, got nan at x"):
         fastgrad.gradcheck(nan_f, x, grad, directions=2)
+
+
+# --- array-valued f, the error estimate, kinks --------------------------------------
+
+
+def dense_layer(x, w, b):
+    """tanh(w @ x + b): one layer's forward, whose backward is checked below."""
+    return np.tanh(w @ x + b)
+
+
+def dense_layer_jacobian(x, w, b):
+    return (1.0 - np.tanh(w @ x + b) ** 2)[:, None] * w
+
+
+jitted_layer = njit(dense_layer)
+
+
+@pytest.fixture
+def layer_problem():
+    rng = np.random.default_rng(3)
+    return rng.standard_normal(6), (rng.standard_normal((4, 6)), rng.standard_normal(4))
+
+
+@pytest.mark.parametrize("f", [dense_layer, jitted_layer], ids=["plain", "jitted"])
+def test_a_layers_jacobian_and_its_vjp(f, layer_problem):
+    x, args = layer_problem
+    jac = dense_layer_jacobian(x, *args)
+    report = fastgrad.gradcheck(f, x, jac, args=args)
+    assert report.ok and report.n_checked == 24 and report.output_shape == (4,)
+    assert report.n_agree == 24 and report.max_abs < 1e-7
+    assert fastgrad.gradcheck(f, x, jac.reshape(4, 6), args=args).ok
+    backward = fastgrad.gradcheck(f, x, vjp=lambda v: v @ jac, args=args)
+    assert backward.ok and backward.max_abs == report.max_abs
+    wrong = jac.copy()
+    wrong[2, 5] += 1e-4
+    bad = fastgrad.gradcheck(f, x, vjp=lambda v: v @ wrong, args=args)
+    assert not bad and bad.n_failed == 1 and bad.worst[0].index == ((2,), (5,))
+    assert [m.index for m in bad.wrong] == [((2,), (5,))]
+
+
+def test_a_transposed_backward_is_caught_by_directions_and_named(layer_problem):
+    x = np.random.default_rng(4).standard_normal(5)
+    w = np.random.default_rng(5).standard_normal((5, 5))
+    b = np.zeros(5)
+    jac = dense_layer_jacobian(x, w, b)
+    d = (1.0 - np.tanh(w @ x) ** 2)
+    transposed = lambda v: (v * d) @ w.T  # noqa: E731  (the classic backward bug: w, not w.T)
+    full = fastgrad.gradcheck(jitted_layer, x, vjp=transposed, args=(w, b))
+    expected = {((i,), (p,)) for i in range(5) for p in range(5)
+                if abs(jac[i, p] - (d[i] * w[p, i] if True else 0)) > 1e-6}
+    assert not full and {m.index for m in full.wrong} == expected
+    directional = fastgrad.gradcheck(jitted_layer, x, vjp=transposed, args=(w, b),
+                                     directions=8)
+    assert not directional and directional.wrong
+    witness = {p for (_, (p,)) in expected}
+    assert {m.index[0] for m in directional.wrong} <= witness
+
+
+def test_the_estimate_against_a_witness():
+    """sin at 1.0: D(h) is off by h^2 cos(1)/6; the estimate covers it and not 10x more."""
+    for h in (1e-1, 1e-2, 1e-3):
+        values = np.array([[np.sin(1.0 + c * h) for c in OFFSETS]])
+        out = assess([np.cos(1.0)], values, np.sin(1.0), h, 2.2e-16)
+        truncation = h * h * np.cos(1.0) / 6
+        assert abs(out.numerical[0] - np.cos(1.0)) == pytest.approx(truncation, rel=0.05)
+        assert truncation < out.estimate[0] < 10 * truncation
+        # relative error 1.7e-3 at h = 0.1: explained, but the step cannot confirm 1e-3
+        assert STATUSES[out.status[0]] == ("noise" if h > 0.05 else "agrees")
+
+
+def test_rounding_decides_at_tiny_steps_and_float32():
+    f = njit(lambda a: np.sum(np.exp(a)))
+    x = np.linspace(-1, 1, 50)
+    exact = np.exp(x)
+    tiny = fastgrad.gradcheck(f, x, exact, h=1e-9)  # rounding ~1e-7: a fixed rule fails
+    assert tiny.ok and tiny.n_failed == 0
+    assert not fastgrad.gradcheck(f, x, exact, h=1e-9, atol=1e-9, rtol=0.0)
+    f32 = njit(lambda a: np.float32(np.sum(np.exp(a.astype(np.float32)))))
+    x32 = x.astype(np.float32)
+    report = fastgrad.gradcheck(f32, x32, np.exp(x32.astype(np.float64)), h=1e-2)
+    assert report.ok and report.eps == np.finfo(np.float32).eps
+    assert not fastgrad.gradcheck(f32, x32, 1.05 * np.exp(x32.astype(np.float64)), h=1e-2)
+
+
+def relu_net(theta, x, t):
+    """mean softmax cross entropy of relu(x @ W1 + b1) @ W2 + b2 (8 -> 12 -> 3)."""
+    w1 = theta[:96].reshape((8, 12))
+    b1 = theta[96:108]
+    w2 = theta[108:144].reshape((12, 3))
+    b2 = theta[144:147]
+    z = np.maximum(x @ w1 + b1, 0.0) @ w2 + b2
+    total = 0.0
+    for s in range(x.shape[0]):
+        m = z[s].max()
+        total += m + np.log(np.sum(np.exp(z[s] - m))) - z[s, t[s]]
+    return total / x.shape[0]
+
+
+def relu_backprop(theta, x, t):
+    w1, b1 = theta[:96].reshape(8, 12), theta[96:108]
+    w2, b2 = theta[108:144].reshape(12, 3), theta[144:147]
+    pre = x @ w1 + b1
+    a = np.maximum(pre, 0.0)
+    z = a @ w2 + b2
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    p[np.arange(len(t)), t] -= 1.0
+    p /= len(t)
+    da = (p @ w2.T) * (pre > 0)
+    return np.concatenate([(x.T @ da).ravel(), da.sum(0), (a.T @ p).ravel(), p.sum(0)])
+
+
+jitted_relu = njit(relu_net)
+
+
+def relu_problem(seed, kink=False):
+    rng = np.random.default_rng(seed)
+    theta = rng.standard_normal(147) * 0.5
+    x = rng.standard_normal((16, 8))
+    t = rng.integers(0, 3, 16)
+    if kink:  # a hidden unit exactly at zero on one sample: b1[0] moves it across
+        theta[96] -= (x @ theta[:96].reshape(8, 12) + theta[96:108])[0, 0]
+    return theta, x, t
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("h", [1e-4, 1e-2])
+def test_relu_nets_no_false_alarm_and_kinks_apart(seed, h):
+    theta, x, t = relu_problem(seed, kink=True)
+    grad = relu_backprop(theta, x, t)
+    report = fastgrad.gradcheck(jitted_relu, theta, grad, args=(x, t), h=h)
+    assert report.ok and report.n_failed == 0
+    assert (96,) in [m.index for m in report.kinks]  # the planted kink, left out
+    assert report.n_kinks == len(report.kinks) and report.n_kinks < 147 // 4
+    plain = fastgrad.gradcheck(relu_net, theta, grad, args=(x, t), h=h)
+    assert plain.n_kinks == report.n_kinks and plain.ok
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_relu_planted_bugs_caught_and_named(seed):
+    theta, x, t = relu_problem(seed)
+    grad = relu_backprop(theta, x, t)
+    args = (x, t)
+    one = grad.copy()
+    one[120] += 1e-4
+    report = fastgrad.gradcheck(jitted_relu, theta, one, args=args)
+    assert not report and [m.index for m in report.wrong] == [(120,)]
+    assert not fastgrad.gradcheck(jitted_relu, theta, grad * 1.01, args=args)
+    w2 = grad[108:144].reshape(12, 3)
+    swapped = grad.copy()
+    swapped[:12] = grad[12:24]  # two rows of W1's gradient swapped
+    swapped[12:24] = grad[:12]
+    named = {m.index[0] for m in fastgrad.gradcheck(jitted_relu, theta, swapped,
+                                                     args=args).wrong}
+    truly = {p for p in range(24) if abs(swapped[p] - grad[p]) > 1e-6}
+    assert named and named <= truly and len(named) >= len(truly) - 2  # kinks may hide one
+    low = relu_backprop(theta.astype(np.float32), x.astype(np.float32), t).astype(np.float64)
+    single = fastgrad.gradcheck(jitted_relu, theta, low, args=args)
+    assert not single and single.n_failed > 10
+    assert np.abs(w2).max() > 0  # (the net is not degenerate)
+
+
+def test_kink_in_a_jacobian_and_in_a_scalar():
+    f = njit(lambda a: np.abs(a))
+    x = np.array([0.0, 1.0, -2.0])
+    report = fastgrad.gradcheck(f, x, np.diag(np.sign(x)))
+    assert report.ok and [m.index for m in report.kinks] == [((0,), (0,))]
+    g = njit(lambda a: np.sum(np.maximum(a, 0.0)))
+    y = np.array([1e-5, 0.5, -0.5])  # within h = 1e-4 of the kink: a crossing
+    r = fastgrad.gradcheck(g, y, (y > 0).astype(float))
+    assert r.ok and [m.index for m in r.kinks] == [(0,)]
+    # wherever the kink lies within the step, the right derivative is never called wrong:
+    # a kink, or (near h/3, where the one-sided residual vanishes) within noise
+    for at in np.linspace(0.0, 1.2e-4, 25):
+        for side in (1.0, -1.0):
+            y = np.array([side * at, 0.5])
+            report = fastgrad.gradcheck(g, y, np.array([float(y[0] > 0), 1.0]))
+            assert report.ok, at
+            assert report.n_kinks + report.n_noise == (1 if at < 1e-4 else 0), at
+
+
+def test_bad_inputs_of_array_valued_f(layer_problem):
+    x, args = layer_problem
+    jac = dense_layer_jacobian(x, *args)
+    with pytest.raises(ValueError, match=r"grad must be the Jacobian of f, of shape \(4, 6\)"):
+        fastgrad.gradcheck(dense_layer, x, jac.T, args=args)
+    with pytest.raises(ValueError, match=r"vjp\(v\) must return one value per element"):
+        fastgrad.gradcheck(dense_layer, x, vjp=lambda v: v, args=args)
+    with pytest.raises(TypeError, match="exactly one of grad"):
+        fastgrad.gradcheck(dense_layer, x, jac, vjp=lambda v: v @ jac, args=args)
+    with pytest.raises(TypeError, match="exactly one of grad"):
+        fastgrad.gradcheck(dense_layer, x, args=args)
+    with pytest.raises(TypeError, match="vjp must be callable"):
+        fastgrad.gradcheck(dense_layer, x, vjp=jac, args=args)
+    with pytest.raises(TypeError, match="complex"):
+        fastgrad.gradcheck(lambda a: a * 1j, x, np.eye(6))
+    flips = njit(lambda a: np.ones(3 + int(a[0] > x[0] + 5e-5)) * np.sum(a))
+    with pytest.raises(ValueError, match=r"same shape.*at x \+ h\*e\[\(0,\)\]"):
+        fastgrad.gradcheck(flips, x, np.ones((3, 6)))
+    nan_late = njit(lambda a: np.sqrt(a[0] - x[0] + 6e-5))
+    with pytest.raises(ValueError, match=r"finite value, got nan at x - h\*e\[\(0,\)\]"):
+        fastgrad.gradcheck(nan_late, x, np.zeros(6))
+    with pytest.raises(ValueError, match="mode must be"):
+        fastgrad.gradcheck(dense_layer, x, jac, args=args, mode="fast")

@@ -180,6 +180,8 @@ class GradcheckReport:
             f"max abs error {self.max_abs:.3e}, max rel error {self.max_rel:.3e} "
             f"(|a - n| / max(|a|, |n|, {self.rel_floor:g}))",
         ]
+        if self.undecided:
+            lines.append(self.undecided)
         lines += _rows("index" if self.mode == "full" else "direction", self.worst)
         if self.mode == "directional" and self.wrong:
             lines.append(f"wrong elements found by bisection ({len(self.wrong)}):")
@@ -605,14 +607,14 @@ def _directional(ctx, analytic, vjp, count, rng):
              np.full(count, scale))
     values = ctx.along(signs, tasks)  # (count, 4, m)
     if weights is None:  # one gradient for every direction
-        g, grads = _phi_grad(analytic, vjp, None, ctx), None
+        g, grads = phi_gradient(analytic, vjp, None, ctx), None
     else:  # phi_k = u_k . f has the gradient J^T u_k
-        g, grads = None, [_phi_grad(analytic, vjp, weights[k], ctx) for k in range(count)]
+        g, grads = None, [phi_gradient(analytic, vjp, weights[k], ctx) for k in range(count)]
     want = np.empty(count)
     for k in range(count):
         step = signs[k].astype(np.float64) * scale
         want[k] = np.einsum("i,i->", step, g if grads is None else grads[k])
-    phi, center, fscale = _project(values, ctx.center, weights)
+    phi, center, fscale = project(values, ctx.center, weights)
     xscale = np.max(np.abs(ctx.work)) / scale
     outcome = ctx.assess(want, phi, center, scale=fscale, xscale=xscale)
     items = _Items(list(range(count)), want, outcome)
@@ -632,7 +634,7 @@ def _directional(ctx, analytic, vjp, count, rng):
     return items, tuple(wrong[:N_LISTED])
 
 
-def _phi_grad(analytic, vjp, u, ctx):
+def phi_gradient(analytic, vjp, u, ctx):
     """The gradient of ``phi = u . f``: ``J^T u`` (or the gradient for a scalar f)."""
     if u is None:
         u = np.ones(1)
@@ -643,7 +645,7 @@ def _phi_grad(analytic, vjp, u, ctx):
     return u @ analytic
 
 
-def _project(values, center, weights):
+def project(values, center, weights):
     """``phi = u . f`` at each stencil point, ``phi(x)`` and the magnitude of its terms."""
     if weights is None:
         phi = values[:, :, 0]
@@ -675,7 +677,7 @@ def _bisect(ctx, signs, k, g, u, amplification, known):
         rows = np.full(lo.size, k, np.int64)
         values = ctx.along(signs, (rows, lo, hi, scales))
         weights = None if u is None else np.broadcast_to(u, (lo.size, u.size))
-        phi, centers, fscale = _project(values, ctx.center, weights)
+        phi, centers, fscale = project(values, ctx.center, weights)
         want = np.array([np.einsum("i,i->", signs[k, a:b].astype(np.float64) * s, g[a:b])
                          for a, b, s in zip(lo, hi, scales, strict=True)])
         outcome = ctx.assess(want, phi, centers, scale=fscale, xscale=step_x / scales,
@@ -723,8 +725,14 @@ def _report(ctx, mode, items, start, *, wrong=(), directions=None, seed=None):
         wrong = tuple(mismatch(p) for p in
                       sorted(np.flatnonzero(status == WRONG), key=lambda p: -excess[p])[:N_LISTED])
     counts = np.bincount(status, minlength=4)
+    undecided = None
+    if not judged.any():  # a check of nothing must not pass
+        undecided = (f"could not be decided: every {'element' if mode == 'full' else 'direction'}"
+                     f" crosses a kink at h = {ctx.h:g} (f is not differentiable there along "
+                     f"it); try another point, or a smaller h")
     return GradcheckReport(
-        ok=bool(counts[WRONG] == 0), mode=mode, n_checked=int(status.size),
+        ok=bool(counts[WRONG] == 0 and judged.any()), mode=mode, undecided=undecided,
+        n_checked=int(status.size),
         n_failed=int(counts[WRONG]),
         max_abs=float(abs_err[judged].max()) if judged.any() else 0.0,
         max_rel=float(rel_err[judged].max()) if judged.any() else 0.0,

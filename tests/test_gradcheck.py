@@ -348,3 +348,148 @@ def test_bad_inputs_of_array_valued_f(layer_problem):
         fastgrad.gradcheck(nan_late, x, np.zeros(6))
     with pytest.raises(ValueError, match="mode must be"):
         fastgrad.gradcheck(dense_layer, x, jac, args=args, mode="fast")
+
+
+# --- the directional mode: compiled, and its search for wrong elements -------------
+
+
+def test_directional_engines_agree_bitwise_for_any_thread_count(problem):
+    x, args = problem
+    grad = loss_grad(x, *args)
+    runs = [fastgrad.gradcheck(jitted, x, grad, args=args, directions=6, seed=3, threads=k)
+            for k in (1, 2)]
+    runs.append(fastgrad.gradcheck(loss, x, grad, args=args, directions=6, seed=3))
+    for other in runs[1:]:
+        assert [(m.analytic, m.numerical, m.noise) for m in other.worst] == \
+               [(m.analytic, m.numerical, m.noise) for m in runs[0].worst]
+    assert runs[0].ok and runs[0].mode == "directional"
+
+
+def test_direction_stencil_against_a_numpy_witness():
+    """The compiled stencil evaluates f exactly at x + c h s, block by block."""
+    from fastgrad import generic
+
+    f = njit(lambda a: np.sum(np.sin(a) * np.arange(a.size)))
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(40)
+    signs = (rng.integers(0, 2, (2, 40)) * 2 - 1).astype(np.int8)
+    tasks = (np.array([0, 1, 1]), np.array([0, 5, 39]), np.array([40, 17, 40]),
+             np.array([0.5, 0.25, 1.0]))
+    got = generic.direction_values(f, x, (), 1e-3, (1.0, -0.5), 2, (), True, signs, tasks)
+    for t, (row, lo, hi, s) in enumerate(zip(*tasks, strict=True)):
+        for j, c in enumerate((1.0, -0.5)):
+            point = x.copy()
+            point[lo:hi] = x[lo:hi] + (signs[row, lo:hi] * s * 1e-3) * c
+            assert got[t, j, 0] == f(point)
+
+
+@pytest.mark.parametrize("f", [loss, jitted], ids=["plain", "jitted"])
+def test_directional_names_the_wrong_elements(f):
+    rng = np.random.default_rng(8)
+    n = 1000
+    x, w = rng.standard_normal(n), rng.uniform(0.5, 2.0, n)
+    grad = loss_grad(x, w, 0.3)
+    grad[[17, 640]] += [0.05, -0.2]
+    report = fastgrad.gradcheck(f, x, grad, args=(w, 0.3), directions=8, seed=1)
+    assert not report and report.n_failed == 8
+    assert sorted(m.index for m in report.wrong) == [(17,), (640,)]
+    named = {m.index: m for m in report.wrong}
+    assert named[(640,)].analytic == grad[640]
+    assert abs(named[(640,)].numerical - loss_grad(x, w, 0.3)[640]) < 1e-7
+    assert "wrong elements found by bisection (2)" in str(report)
+
+
+def test_directional_on_a_jacobian_names_columns(layer_problem):
+    x, args = layer_problem
+    jac = dense_layer_jacobian(x, *args)
+    wrong = jac.copy()
+    wrong[:, 4] *= 1.5
+    report = fastgrad.gradcheck(jitted_layer, x, wrong, args=args, directions=6)
+    assert not report and [m.index for m in report.wrong] == [(4,)]
+    assert fastgrad.gradcheck(jitted_layer, x, vjp=lambda v: v @ jac, args=args,
+                              directions=6).ok
+
+
+def test_directional_on_relu_nets_no_false_alarm():
+    for seed in range(3):
+        theta, x, t = relu_problem(seed)
+        grad = relu_backprop(theta, x, t)
+        report = fastgrad.gradcheck(jitted_relu, theta, grad, args=(x, t), directions=16)
+        assert report.ok, str(report)
+        bad = grad.copy()
+        bad[130] += 0.01
+        wrong = fastgrad.gradcheck(jitted_relu, theta, bad, args=(x, t), directions=16)
+        assert not wrong and [m.index for m in wrong.wrong] == [(130,)]
+    # a unit exactly at zero: every direction crosses it, nothing can be decided
+    theta, x, t = relu_problem(0, kink=True)
+    stuck = fastgrad.gradcheck(jitted_relu, theta, relu_backprop(theta, x, t), args=(x, t),
+                               directions=4)
+    assert not stuck and stuck.n_kinks == 4 and stuck.n_failed == 0
+    assert "could not be decided" in stuck.undecided and stuck.undecided in str(stuck)
+
+
+# --- the step-free Taylor test -------------------------------------------------------
+
+
+def test_taylor_slope_two_when_right_one_when_wrong(problem):
+    x, args = problem
+    grad = loss_grad(x, *args)
+    right = fastgrad.gradcheck(jitted, x, grad, args=args, mode="taylor")
+    assert right.ok and right.mode == "taylor" and right.n_agree == 3
+    assert all(abs(r["slope"] - 2.0) < 0.1 for r in right.slopes)
+    wrong = grad.copy()
+    wrong[1, 1] += 1e-3
+    bad = fastgrad.gradcheck(loss, x, wrong, args=args, mode="taylor", directions=2)
+    assert not bad and bad.n_failed == 2 and bad.undecided is None
+    assert all(abs(r["slope"] - 1.0) < 0.1 for r in bad.slopes)
+    assert "slope ~1 (wrong)" in str(bad)
+
+
+def test_taylor_slope_of_a_witness():
+    """r(t) = c t^2 exactly, and c t + d t^2: the fitted slopes are those of the witness."""
+    from fastgrad.steps import taylor_slope
+
+    t = np.logspace(-1, -8, 29)
+    assert taylor_slope(t, 3.0 * t**2, 1e-30)[0] == pytest.approx(2.0, abs=1e-9)
+    slope, window, _ = taylor_slope(t, 1e-3 * t + t**2, 1e-30)
+    assert slope == pytest.approx(1.0, abs=0.05) and window[0] == t.min()
+
+
+def test_taylor_says_what_it_could_not_decide():
+    x = np.linspace(-1, 1, 10)
+    linear = fastgrad.gradcheck(lambda a: float(np.sum(a)), x, np.ones(10), mode="taylor")
+    assert not linear and linear.n_failed == 0 and "rounding floor" in linear.undecided
+    assert "could not be decided" in linear.undecided and "UNDECIDED" in str(linear)
+    kinked = fastgrad.gradcheck(lambda a: float(np.sum(np.abs(a - 3e-4))), x * 0,
+                                -np.ones(10), mode="taylor", directions=2)
+    assert not kinked and kinked.undecided  # a kink at t ~ 3e-4 breaks the power law
+    with pytest.raises(ValueError, match="steps must hold at least 2"):
+        fastgrad.gradcheck(loss, x, np.ones(10), mode="taylor", steps=[1e-3], args=(x, 0.3))
+    with pytest.raises(ValueError, match="steps is for mode='taylor' only"):
+        fastgrad.gradcheck(jitted, x, np.ones(10), args=(np.ones(10), 0.3), steps=[1e-3, 1e-4])
+
+
+def test_taylor_on_a_jacobian_and_the_plot(layer_problem, tmp_path):
+    pytest.importorskip("matplotlib")
+    from fastgrad import plots
+
+    x, args = layer_problem
+    jac = dense_layer_jacobian(x, *args)
+    report = fastgrad.gradcheck(dense_layer, x, vjp=lambda v: v @ jac, args=args,
+                                mode="taylor")
+    assert report.ok
+    assert not fastgrad.gradcheck(dense_layer, x, jac.T.T * 1.01, args=args, mode="taylor")
+    out = plots.plot_taylor(report.slopes, tmp_path / "taylor.png")
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_steps_cli_taylor(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from fastgrad import cli
+
+    code = cli.main(["steps", "--taylor", "--synthetic", "--batch", "5", "--hidden", "8",
+                     "--h-min", "1e-8", "--plot", str(tmp_path / "t.png"), "--json",
+                     str(tmp_path / "t.json")])
+    out = capsys.readouterr().out
+    assert code == 0 and "taylor mode" in out and "slope 2.0" in out
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"

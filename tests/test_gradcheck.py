@@ -373,9 +373,11 @@ def test_direction_stencil_against_a_numpy_witness():
     rng = np.random.default_rng(7)
     x = rng.standard_normal(40)
     signs = (rng.integers(0, 2, (2, 40)) * 2 - 1).astype(np.int8)
-    tasks = (np.array([0, 1, 1]), np.array([0, 5, 39]), np.array([40, 17, 40]),
-             np.array([0.5, 0.25, 1.0]))
-    got = generic.direction_values(f, x, (), 1e-3, (1.0, -0.5), 2, (), True, signs, tasks)
+    # 10 tasks on one thread: 4 chunks, so a chunk runs several tasks one after another
+    tasks = (np.array([0, 1, 1, 0, 1, 0, 0, 1, 1, 0]), np.array([0, 5, 39, 3, 0, 10, 20, 0, 7, 1]),
+             np.array([40, 17, 40, 30, 40, 12, 21, 40, 9, 39]),
+             np.array([0.5, 0.25, 1.0, 0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8]))
+    got = generic.direction_values(f, x, (), 1e-3, (1.0, -0.5), 1, (), True, signs, tasks)
     for t, (row, lo, hi, s) in enumerate(zip(*tasks, strict=True)):
         for j, c in enumerate((1.0, -0.5)):
             point = x.copy()

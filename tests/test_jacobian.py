@@ -7,6 +7,7 @@ import pytest
 from numba import njit
 
 import fastgrad
+from fastgrad import config
 
 
 def layer(x, w, b):
@@ -111,3 +112,17 @@ def test_bad_outputs_are_named():
         fastgrad.jacobian(3.0, x)
     with pytest.raises(ValueError, match="h must be positive"):
         fastgrad.jacobian(layer, x, h=0.0)
+
+
+def test_threads_never_share_one_array():
+    """Each chunk of columns perturbs its own copy of x: with one shared array, a
+    thread's evaluations would see another's x_q +- h (every call sums all 3000
+    elements, so the threads overlap for the whole run)."""
+    threads = config.max_threads()
+    if threads < 2:
+        pytest.skip("Numba runs one thread here: no race to provoke")
+    f = njit(lambda a: np.array([np.sum(np.sin(a) * a), np.sum(a * a)]))
+    x = np.linspace(-2.0, 2.0, 3000)
+    jac = fastgrad.jacobian(f, x, threads=threads)
+    np.testing.assert_allclose(jac[0], np.cos(x) * x + np.sin(x), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(jac[1], 2 * x, rtol=0, atol=1e-6)

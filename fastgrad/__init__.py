@@ -1,7 +1,7 @@
 """fastgrad: fast, validated numerical gradients for the book's fully connected networks."""
 
 from fastgrad import config as _config  # noqa: F401  (sets the threading layer first)
-from fastgrad.generic import numerical_gradient
+from fastgrad.generic import jacobian, numerical_gradient
 from fastgrad.gradcheck import GradcheckReport, gradcheck
 from fastgrad.methods import METHODS, NUMERICAL_METHODS, compute_gradient
 from fastgrad.network import MultiLayerNet, TwoLayerNet
@@ -16,6 +16,7 @@ __all__ = [
     "TwoLayerNet",
     "compute_gradient",
     "gradcheck",
+    "jacobian",
     "numerical_gradient",
     "step_sweep",
     "train",

@@ -103,6 +103,24 @@ MUTATIONS = [
     Mutation("reference: off by 5e-7, seen by the benchmarks alone", "fastgrad/reference.py",
              "grad[idx] = (fxh1 - fxh2) / (2 * h)", "grad[idx] = (fxh1 - fxh2) / (2 * h) + 5e-7",
              ("bench/bench_peers.py",)),
+    # --- stencil kernels (jacobian, gradcheck's full and directional modes) ---
+    Mutation("stencil: column chunks share one array (no per-chunk copy)",
+             "fastgrad/kernels/stencil.py",
+             "        mine = flat.copy()\n        view = mine.reshape(shape)\n        for p in",
+             "        mine = flat\n        view = mine.reshape(shape)\n        for p in",
+             ("tests/test_jacobian.py::test_threads_never_share_one_array",), runs=5),
+    Mutation("stencil: perturbed entry not restored after its column",
+             "fastgrad/kernels/stencil.py", "            mine[p] = original\n",
+             "            mine[p] = original + 0.0 * h\n            mine[p] = mine[p] + h * 0.25\n",
+             ("tests/test_jacobian.py",)),
+    Mutation("stencil: direction block not restored after its task",
+             "fastgrad/kernels/stencil.py", "            for i in range(lo[t], hi[t]):\n"
+             "                mine[i] = flat[i]\n", "",
+             ("tests/test_gradcheck.py::test_direction_stencil_against_a_numpy_witness",)),
+    Mutation("stencil: direction step not scaled by h",
+             "fastgrad/kernels/stencil.py", "step[i] = (float(row[i]) * scales[t]) * h",
+             "step[i] = float(row[i]) * scales[t]",
+             ("tests/test_gradcheck.py::test_direction_stencil_against_a_numpy_witness",)),
 ]
 
 

@@ -29,6 +29,9 @@ from fastgrad.methods import METHODS
 DEFAULT_STEPS = tuple(float(h) for h in np.logspace(-1, -12, 34))
 #: Parameters of the network sampled for the reference loops.
 DEFAULT_SAMPLE = 96
+#: How far above the smallest error of a curve (its rounding minimum or its floor) a
+#: point's error must lie to count as truncation: the floor's share is then a few percent.
+FLOOR_MARGIN = 100.0
 
 
 def fit_slope(steps, errors):
@@ -64,8 +67,15 @@ class Curve:
         return float(self.errors[self.best])
 
     def truncation_side(self):
-        """Steps at least 10x the best one, where the h^2 term dominates."""
-        return self.steps >= 10 * self.best_h
+        """Steps where the h^2 term dominates: at least 10x the best step, and with an
+        error at least :data:`FLOOR_MARGIN` times the best error.
+
+        The second condition keeps out a floor: a curve with no rounding term (the
+        incremental method differences without cancellation) falls as h^2 down to
+        an eps-level floor and stays there, so its best step lies anywhere on the
+        floor, and floor points 10x above it would flatten the fitted slope.
+        """
+        return (self.steps >= 10 * self.best_h) & (self.errors >= FLOOR_MARGIN * self.best_error)
 
     def rounding_side(self):
         """Steps 10x to 1000x below the best one, where rounding dominates."""
@@ -125,7 +135,8 @@ class StepSweep:
         for c in self.curves:
             trunc, rnd = c.truncation_slope, c.rounding_slope
             rows.append(f"{c.name:<12} best h {c.best_h:.1e} (error {c.best_error:.2e}); "
-                        f"slope {_fmt(trunc)} above 10x best h, {_fmt(rnd)} below; "
+                        f"slope {_fmt(trunc)} above 10x best h and {FLOOR_MARGIN:g}x its error, "
+                        f"{_fmt(rnd)} below; "
                         f"{c.label}")
         return "\n".join(rows)
 

@@ -172,7 +172,7 @@ def _explain_nonfinite(f, work, args, grad, h):
                      f"f(x - h*e) are finite but their difference over 2h is not")
 
 
-def numerical_gradient(f, x, h=1e-4, threads=None, args=()):
+def numerical_gradient(f, x, h=1e-4, threads=None, args=(), *, client=None, chunk_size=None):
     """Central-difference gradient of a scalar function ``f`` at ``x``.
 
     A plain Python callable runs the reference loop; a Numba ``@njit``
@@ -193,6 +193,15 @@ def numerical_gradient(f, x, h=1e-4, threads=None, args=()):
         Extra arguments of ``f``: for a jitted ``f`` arrays, numbers, strings
         and tuples of them, passed to the kernel as arguments (never compiled in
         as constants). Arrays are passed read-only: ``f`` cannot modify them.
+    client : dask.distributed.Client, optional
+        Evaluate on this Dask cluster (the ``distributed`` extra): the indices
+        of ``x`` are split into chunks, one task each, every entry by the
+        book's loop (a jitted ``f`` called once per evaluation; ``threads`` is
+        not used). Bitwise the same result for any workers and chunk size.
+        ``f`` and ``args`` must pickle (cloudpickle). See :mod:`fastgrad.distributed`.
+    chunk_size : int, optional
+        Indices per task with a ``client``; default about one second of calls,
+        from one evaluation of ``f`` timed here.
 
     Returns
     -------
@@ -202,6 +211,8 @@ def numerical_gradient(f, x, h=1e-4, threads=None, args=()):
     jitted, work, args = prepare(f, x, args)
     h = inputs.check_h(h)
     threads = inputs.check_threads(threads)
+    if client is not None:
+        return _cluster_gradient(client, chunk_size, f, work, args, h, jitted)
     evaluate(f, work, args)  # type errors and compile errors before the long loop
     # A 0-d array cannot be reshaped inside a kernel: one element needs no threads.
     if not jitted or work.ndim == 0:
@@ -216,3 +227,11 @@ def numerical_gradient(f, x, h=1e-4, threads=None, args=()):
     if not np.all(np.isfinite(flat)):
         _explain_nonfinite(f, work, args, flat, h)
     return flat.reshape(work.shape)
+
+
+def _cluster_gradient(client, chunk_size, f, work, args, h, jitted):
+    """:func:`numerical_gradient` on a Dask client (see :mod:`fastgrad.distributed`)."""
+    from fastgrad import distributed
+
+    return distributed.function_gradient(client, f, work, args, h, jitted,
+                                         chunk_size=chunk_size)

@@ -158,7 +158,7 @@ def _directional(f, work, args, analytic, h, directions, rng):
 
 
 def gradcheck(f, x, grad, *, args=(), h=1e-4, atol=1e-5, rtol=1e-3, threads=None,
-              directions=None, seed=0):
+              directions=None, seed=0, client=None, chunk_size=None):
     """Compare an analytic gradient with the central difference of ``f``.
 
     Parameters
@@ -181,6 +181,12 @@ def gradcheck(f, x, grad, *, args=(), h=1e-4, atol=1e-5, rtol=1e-3, threads=None
         Check ``directions`` random unit directions instead of every element.
     seed : int or numpy.random.Generator
         Seed of the directions.
+    client : dask.distributed.Client, optional
+        Full mode: compute the numerical gradient on this Dask cluster, split
+        by chunks of indices (:func:`fastgrad.numerical_gradient`); bitwise
+        the same. The directional mode's few evaluations stay here.
+    chunk_size : int, optional
+        Indices per task with a ``client`` (default about 1 s of calls).
 
     Returns
     -------
@@ -204,7 +210,8 @@ def gradcheck(f, x, grad, *, args=(), h=1e-4, atol=1e-5, rtol=1e-3, threads=None
                              f"{exc}") from None
     analytic = _analytic(grad, work, args)
     if directions is None:
-        numerical = generic.numerical_gradient(f, work, h, threads, args)
+        numerical = generic.numerical_gradient(f, work, h, threads, args, client=client,
+                                               chunk_size=chunk_size)
         want, got = analytic.reshape(-1), numerical.reshape(-1)
         mode = "full"
     else:

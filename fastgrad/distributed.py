@@ -59,6 +59,9 @@ CHUNKS_PER_WORKER_THREAD = 4
 #: Times Dask reruns a chunk whose task raised (a worker that dies is handled
 #: apart: its chunks go to the others).
 RETRIES = 2
+#: A local scheduler's HTTP server (health routes; no dashboard) on any free loopback port:
+#: on its default 8787 a second cluster would warn that the port is taken.
+NO_DASHBOARD = {"dashboard_address": "127.0.0.1:0"}
 #: Methods computed chunk by chunk; every other one runs as a single task.
 CHUNKED_METHODS = ("reference", "jit")
 
@@ -160,7 +163,8 @@ def connect(cluster, timeout=CONNECT_TIMEOUT):
             threads = max(1, config.default_threads() // count)
             local = dd.LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
                                     host="127.0.0.1", dashboard_address=None,
-                                    env={config.THREADS_ENV: str(threads)})
+                                    env={config.THREADS_ENV: str(threads)},
+                                    scheduler_kwargs=NO_DASHBOARD)
             address = local.scheduler_address
         try:
             client = dd.Client(address, timeout=f"{timeout}s", set_as_default=False)

@@ -84,14 +84,24 @@ def import_distributed():
 
 # -- the cluster: connecting and checking its workers ---------------------------------------
 
-def _fastgrad_version():
-    import fastgrad as worker_fastgrad
+def version_probe():
+    """A function that returns ``fastgrad.__version__`` where it runs, or the ImportError.
 
-    return worker_fastgrad.__version__
+    It is local, so cloudpickle sends it by value: a worker without fastgrad
+    can still load it, and say so.
+    """
+    def fastgrad_version():
+        try:
+            import fastgrad as there
+        except ImportError as exc:
+            return exc
+        return there.__version__
+
+    return fastgrad_version
 
 
 def _described(version):
-    if isinstance(version, BaseException):  # the probe failed there: no fastgrad to import
+    if isinstance(version, BaseException):
         return f"no fastgrad ({type(version).__name__}: {version})"
     return f"fastgrad {version}"
 
@@ -116,7 +126,7 @@ def check_client(client, timeout=CONNECT_TIMEOUT):
                            f"({type(exc).__name__})") from None
     try:
         # callback_timeout bounds the call on the client side (Client.sync)
-        found = client.run(_fastgrad_version, on_error="return", callback_timeout=timeout)
+        found = client.run(version_probe(), on_error="return", callback_timeout=timeout)
     except (TimeoutError, OSError) as exc:
         raise ClusterError(f"the workers of {address} did not report their fastgrad version "
                            f"within {timeout:g} s ({type(exc).__name__})") from None

@@ -278,6 +278,37 @@ def test_workers_with_another_fastgrad_version_are_refused(client, monkeypatch):
                                     client=client)
 
 
+def hide_fastgrad():
+    sys.modules["_fastgrad_hidden"] = sys.modules["fastgrad"]
+    sys.modules["fastgrad"] = None  # an import of fastgrad fails in this process
+
+
+def restore_fastgrad():
+    sys.modules["fastgrad"] = sys.modules.pop("_fastgrad_hidden")
+
+
+@needs_dask
+def test_a_worker_without_fastgrad_is_named(client):
+    worker = sorted(client.nthreads())[0]
+    client.run(hide_fastgrad, workers=[worker])
+    try:
+        with pytest.raises(ClusterError, match=f"{worker}: no fastgrad \\(ModuleNotFoundError"):
+            distributed.check_client(client)
+    finally:
+        client.run(restore_fastgrad, workers=[worker])
+    distributed.check_client(client)
+
+
+def test_the_version_probe_loads_where_fastgrad_does_not():
+    """The probe travels by value: a process that cannot import fastgrad still runs it."""
+    cloudpickle = pytest.importorskip("cloudpickle")
+    code = ("import pickle, sys; sys.modules['fastgrad'] = None; "
+            "print(repr(pickle.loads(sys.stdin.buffer.read())()))")
+    out = subprocess.run([sys.executable, "-c", code], input=cloudpickle.dumps(
+        distributed.version_probe()), capture_output=True, timeout=60, check=True)
+    assert out.stdout.decode().startswith("ModuleNotFoundError(")
+
+
 @needs_dask
 def test_bad_client_and_chunk_size_arguments(client):
     x, weights = np.ones(3), np.ones(3)

@@ -179,7 +179,7 @@ def _explain_nonfinite(f, work, args, grad, h):
                      f"f(x - h*e) are finite but their difference over 2h is not")
 
 
-def numerical_gradient(f, x, h=1e-4, threads=None, args=()):
+def numerical_gradient(f, x, h=1e-4, threads=None, args=(), *, client=None, chunk_size=None):
     """Central-difference gradient of a scalar function ``f`` at ``x``.
 
     A plain Python callable runs the reference loop; a Numba ``@njit``
@@ -200,6 +200,15 @@ def numerical_gradient(f, x, h=1e-4, threads=None, args=()):
         Extra arguments of ``f``: for a jitted ``f`` arrays, numbers, strings
         and tuples of them, passed to the kernel as arguments (never compiled in
         as constants). Arrays are passed read-only: ``f`` cannot modify them.
+    client : dask.distributed.Client, optional
+        Evaluate on this Dask cluster (the ``distributed`` extra): the indices
+        of ``x`` are split into chunks, one task each, every entry by the
+        book's loop (a jitted ``f`` called once per evaluation; ``threads`` is
+        not used). Bitwise the same result for any workers and chunk size.
+        ``f`` and ``args`` must pickle (cloudpickle). See :mod:`fastgrad.distributed`.
+    chunk_size : int, optional
+        Indices per task with a ``client``; default about one second of calls,
+        from one evaluation of ``f`` timed here.
 
     Returns
     -------
@@ -209,6 +218,8 @@ def numerical_gradient(f, x, h=1e-4, threads=None, args=()):
     jitted, work, args = prepare(f, x, args)
     h = inputs.check_h(h)
     threads = inputs.check_threads(threads)
+    if client is not None:
+        return _cluster_gradient(client, chunk_size, f, work, args, h, jitted)
     evaluate(f, work, args)  # type errors and compile errors before the long loop
     # A 0-d array cannot be reshaped inside a kernel: one element needs no threads.
     if not jitted or work.ndim == 0:
@@ -320,14 +331,32 @@ def column_values(f, work, args, h, offsets, threads, out_shape, jitted):
             raise _compile_error(f, work, args, exc) from None
         _checked(values, sizes, m, out_shape, where)
         return values.reshape(n, k, m)
-    values = np.empty((n, k, m))
+    return column_values_loop(f, work, args, h, offsets, out_shape, 0, n, where)
+
+
+def column_values_loop(f, work, args, h, offsets, out_shape, start, stop, where=None):
+    """Rows ``start:stop`` of :func:`column_values` by a loop over a private copy of ``x``.
+
+    The same points, in the same order, as the whole loop: a Dask task
+    (:mod:`fastgrad.distributed`) computes a chunk of the rows with it.
+    """
+    offsets = np.asarray(offsets, dtype=np.float64)
+    k = offsets.size
+    m = int(np.prod(out_shape, dtype=np.int64))
+    if where is None:
+        def where(q):
+            p, j = divmod(q, k)
+            index = tuple(int(i) for i in np.unravel_index(p, work.shape))
+            return _offset_name(offsets[j], index, False)
+
+    values = np.empty((stop - start, k, m))
     point = work.copy()
     flat = point.reshape(-1)
-    for p in range(n):
+    for p in range(start, stop):
         original = flat[p]
         for j in range(k):
             flat[p] = original + offsets[j] * h
-            values[p, j] = as_values(f(point, *args), where(p * k + j), out_shape)
+            values[p - start, j] = as_values(f(point, *args), where(p * k + j), out_shape)
         flat[p] = original
     return values
 
@@ -435,3 +464,10 @@ def jacobian(f, x, *, args=(), h=1e-4, threads=None):
         raise ValueError("a column of the Jacobian overflowed: f(x + h*e) and f(x - h*e) are "
                          "finite but their difference over 2h is not")
     return np.ascontiguousarray(jac.T)
+
+def _cluster_gradient(client, chunk_size, f, work, args, h, jitted):
+    """:func:`numerical_gradient` on a Dask client (see :mod:`fastgrad.distributed`)."""
+    from fastgrad import distributed
+
+    return distributed.function_gradient(client, f, work, args, h, jitted,
+                                         chunk_size=chunk_size)

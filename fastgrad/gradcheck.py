@@ -436,7 +436,7 @@ def _data_eps(x, out_eps):
 
 
 def gradcheck(f, x, grad=None, *, vjp=None, args=(), h=1e-4, atol=None, rtol=None, threads=None,
-              directions=None, seed=0, mode=None, steps=None):
+              directions=None, seed=0, mode=None, steps=None, client=None, chunk_size=None):
     """Compare an analytic gradient (or Jacobian) with finite differences of ``f``.
 
     Parameters
@@ -472,10 +472,17 @@ def gradcheck(f, x, grad=None, *, vjp=None, args=(), h=1e-4, atol=None, rtol=Non
         Seed of the directions.
     mode : {None, "full", "directional", "taylor"}
         Default: "directional" when ``directions`` is given, else "full".
-        "taylor": the step-free slope test (:func:`fastgrad.taylor.taylor_check`).
+        "taylor": the step-free slope test (:func:`fastgrad.steps.taylor_check`).
     steps : array_like, optional
         ``mode="taylor"`` only: the grid of steps ``t`` (default ``10**-1 ..
         10**-8``, 4 per decade).
+    client : dask.distributed.Client, optional
+        Full mode: evaluate the stencil of every element on this Dask cluster,
+        split by chunks of indices (:mod:`fastgrad.distributed`, the
+        ``distributed`` extra); the same points and the same report as without.
+        The directional and taylor modes' few evaluations stay here.
+    chunk_size : int, optional
+        Elements per task with a ``client`` (default about 1 s of calls).
 
     Returns
     -------
@@ -533,7 +540,8 @@ def gradcheck(f, x, grad=None, *, vjp=None, args=(), h=1e-4, atol=None, rtol=Non
         analytic = None
     else:
         analytic = _analytic(grad, work, args, out_shape)
-    ctx = _Context(f, work, args, h, threads, jitted, out_shape, center, eps, atol, rtol)
+    ctx = _Context(f, work, args, h, threads, jitted, out_shape, center, eps, atol, rtol,
+                   client, chunk_size)
     if mode == "taylor":
         from fastgrad import steps as taylor
 
@@ -575,12 +583,20 @@ class _Context:
     eps: float
     atol: float | None
     rtol: float | None
+    client: object = None  # a dask.distributed.Client: the full mode's stencil there
+    chunk_size: int | None = None
 
     @property
     def m(self):
         return self.center.size
 
     def columns(self, offsets=OFFSETS):
+        if self.client is not None:
+            from fastgrad import distributed
+
+            return distributed.function_columns(self.client, self.f, self.work, self.args,
+                                                self.h, offsets, self.out_shape, self.jitted,
+                                                chunk_size=self.chunk_size)
         return generic.column_values(self.f, self.work, self.args, self.h, offsets,
                                      self.threads, self.out_shape, self.jitted)
 

@@ -22,7 +22,7 @@ from fastgrad.arch import SIGMOID, make_arch
 from fastgrad.kernels.deep import deep_finish, deep_prepare, deep_sweep
 from fastgrad.kernels.dense import DENSE_COLUMNS_MAX_VISITED, DENSE_MIN_DENSITY, block_columns
 from fastgrad.kernels.forward import dense_to_csr
-from fastgrad.kernels.full import full_gradient
+from fastgrad.kernels.full import full_gradient, full_gradient_range
 from fastgrad.kernels.incremental import cached_activations, finish, hidden_sweep
 from fastgrad.kernels.layers import FIRST_COLUMNS, FIRST_DENSE, FIRST_SPARSE
 from fastgrad.phases import no_timer
@@ -289,7 +289,7 @@ def check_method(method, allowed=None):
 
 
 def compute_gradient(method, params, x, t, h=1e-4, threads=None, *, activation="sigmoid",
-                     weight_decay=0.0):
+                     weight_decay=0.0, client=None, chunk_size=None):
     """Validate the inputs and return the gradient of the loss by ``method``.
 
     Parameters
@@ -310,15 +310,69 @@ def compute_gradient(method, params, x, t, h=1e-4, threads=None, *, activation="
         Hidden activation.
     weight_decay : float
         L2 strength ``lambda`` (the loss adds ``0.5 * lambda * sum(W ** 2)``).
+    client : dask.distributed.Client, optional
+        Compute on this Dask cluster (the ``distributed`` extra): bitwise the
+        same result. ``reference`` and ``jit`` are split by chunks of
+        parameters, one task each; ``incremental`` (whose parameters share
+        cached activations) runs as a single task. ``threads`` is then each
+        task's Numba threads (default: the worker's cores over its task
+        threads). See :mod:`fastgrad.distributed`.
+    chunk_size : int, optional
+        Parameters per task with a ``client``; default about one second of
+        compute each, from one loss evaluation timed here.
 
     Returns
     -------
     dict
         Gradient arrays (float64) shaped like ``params``.
     """
+    if client is not None:
+        return _cluster_gradient(client, chunk_size, method, params, x, t, h, threads,
+                                 activation, weight_decay)
     entry = check_method(method)
     arch = make_arch(activation, weight_decay)
     h = inputs.check_h(h, inputs.NET_H_RANGE)
     threads = inputs.check_threads(threads)
     params, x, labels = inputs.check_batch(params, x, t)
     return entry.func(params, x, labels, h, threads, arch)
+
+
+# Ranges of the flat parameters (W1.ravel(), b1, W2.ravel(), ...), for fastgrad.distributed:
+# each entry of the central difference is independent of the others, so ranges computed
+# apart and put together give the bits of the whole.
+
+def jit_gradient_range(params, x, labels, h, threads, start, stop, arch=SIGMOID):
+    """Entries ``start:stop`` of the ``jit`` gradient over the flat parameters.
+
+    Before weight decay (:func:`gradient_from_flat` adds it); inputs validated.
+    """
+    theta, sizes = _flatten(params)
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    _, _, code, columns = _first_layer_plan(x)
+    if columns is None:
+        columns = (np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    with numba_threads(threads):
+        csr = dense_to_csr(x)
+        return full_gradient_range(theta, sizes, arch.code, x, code, csr, columns, labels, h,
+                                   start, stop, config.n_chunks(threads, stop - start))
+
+
+def gradient_from_flat(flat, params, method, h, arch=SIGMOID):
+    """The gradient dict of ``method`` from its flat entries (``jit``: weight decay added)."""
+    grads = _unflatten(np.array(flat, dtype=np.float64), params)
+    return _add_decay(grads, params, h, arch.weight_decay) if method == "jit" else grads
+
+
+def _cluster_gradient(client, chunk_size, method, params, x, t, h, threads, activation,
+                      weight_decay):
+    """:func:`compute_gradient` on a Dask client (see :mod:`fastgrad.distributed`)."""
+    from fastgrad import distributed
+
+    distributed.import_distributed()  # a missing extra says so before anything else
+    entry = check_method(method)
+    arch = make_arch(activation, weight_decay)
+    h = inputs.check_h(h, inputs.NET_H_RANGE)
+    params, x, labels = inputs.check_batch(params, x, t)
+    return distributed.net_gradient(client, entry.name, params, x, labels, h, arch,
+                                    threads=threads, chunk_size=chunk_size)

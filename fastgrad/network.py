@@ -152,7 +152,8 @@ class MultiLayerNet:
         y = reference.predict(params, x, self.arch.activation)
         return float(np.mean(np.argmax(y, axis=1) == labels))
 
-    def numerical_gradient(self, x, t, method=DEFAULT_METHOD, h=1e-4, threads=None):
+    def numerical_gradient(self, x, t, method=DEFAULT_METHOD, h=1e-4, threads=None, *,
+                           client=None, chunk_size=None):
         """Central-difference gradient of :meth:`loss` for every parameter.
 
         Parameters
@@ -166,6 +167,11 @@ class MultiLayerNet:
             Step size.
         threads : int, optional
             Numba threads; the result is bitwise the same for any value.
+        client : dask.distributed.Client, optional
+            Compute on this Dask cluster, split by chunks of parameters; bitwise
+            the same result (see :func:`fastgrad.compute_gradient`).
+        chunk_size : int, optional
+            Parameters per task with a ``client`` (default about 1 s of compute).
 
         Returns
         -------
@@ -175,7 +181,8 @@ class MultiLayerNet:
         check_method(method, NUMERICAL_METHODS)
         return compute_gradient(method, self.params, x, t, h=h, threads=threads,
                                 activation=self.arch.activation,
-                                weight_decay=self.arch.weight_decay)
+                                weight_decay=self.arch.weight_decay, client=client,
+                                chunk_size=chunk_size)
 
     def gradient(self, x, t):
         """Analytic gradient by backpropagation (the book's chapter 5), ``lambda * W`` added."""

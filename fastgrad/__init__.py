@@ -3,7 +3,7 @@
 from fastgrad import config as _config  # noqa: F401  (sets the threading layer first)
 from fastgrad.generic import numerical_gradient
 from fastgrad.gradcheck import GradcheckReport, gradcheck
-from fastgrad.methods import METHODS, NUMERICAL_METHODS, compute_gradient
+from fastgrad.methods import METHODS, NUMERICAL_METHODS, compute_conv_gradient, compute_gradient
 from fastgrad.network import MultiLayerNet, TwoLayerNet
 
 __version__ = "0.1.0"
@@ -14,6 +14,7 @@ __all__ = [
     "NUMERICAL_METHODS",
     "MultiLayerNet",
     "TwoLayerNet",
+    "compute_conv_gradient",
     "compute_gradient",
     "gradcheck",
     "numerical_gradient",

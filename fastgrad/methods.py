@@ -305,12 +305,7 @@ def _conv_jit(params, x, labels, h, threads, conv, timer=no_timer):
         with timer("perturbed forward passes", "parallel", chunks):
             flat = conv_full_gradient(theta, dims, xpad, labels, h, chunks)
     with timer("unflatten", "serial"):
-        out, start = {}, 0
-        for name in names:
-            size = params[name].size
-            out[name] = flat[start:start + size].reshape(params[name].shape)
-            start += size
-        return out
+        return _unflatten(flat, params)
 
 
 #: The layers above the pooling: a two-layer ReLU net without weight decay.
@@ -323,7 +318,7 @@ def _conv_incremental(params, x, labels, h, threads, conv, timer=no_timer):
     with timer("pad", "serial"):
         xpad = _padded(x, conv)
     with numba_threads(threads):
-        with timer("activations", "parallel", labels.size):
+        with timer("conv forward", "parallel", labels.size):
             a1, features, a2, a3 = conv_prepare(xpad, W1, params["b1"], params["W2"],
                                                 params["b2"], params["W3"], params["b3"],
                                                 conv.stride, labels)

@@ -8,10 +8,11 @@ windows (binarised digits), padding, stride, three channels, trained weights.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 
-from fastgrad import compute_conv_gradient, reference_conv
+from fastgrad import compute_conv_gradient, config, methods, reference_conv
 from fastgrad.convarch import ConvArch
 from fastgrad.methods import METHODS
 from tests.cases import run_with_four_threads
@@ -173,3 +174,26 @@ print("ok")
 def test_bitwise_identical_for_any_thread_count():
     """1 to 4 threads in a process started with 4 (more than this machine has)."""
     run_with_four_threads(THREADS_SCRIPT, timeout=900)
+
+
+@pytest.mark.skipif(config.max_threads() < 2, reason="Numba runs one thread here")
+def test_threads_argument_reaches_the_conv_kernels(monkeypatch):
+    seen = []
+
+    def full(theta, *args):
+        seen.append(("jit", numba.get_num_threads()))
+        return np.zeros(theta.size)
+
+    def sweep(xpad, W2, W3, stride, filter_h, filter_w, a1, *args):
+        seen.append(("incremental", numba.get_num_threads()))
+        return np.zeros((a1.shape[1], xpad.shape[1] * filter_h * filter_w + 1))
+
+    monkeypatch.setattr(methods, "conv_full_gradient", full)
+    monkeypatch.setattr(methods, "conv_sweep", sweep)
+    params, x, labels, _ = make_conv_case(batch=2, seed=30)
+    before = numba.get_num_threads()
+    for threads in (1, 2):
+        for method in FAST:
+            compute_conv_gradient(method, params, x, labels, threads=threads)
+    assert seen == [("jit", 1), ("incremental", 1), ("jit", 2), ("incremental", 2)]
+    assert numba.get_num_threads() == before

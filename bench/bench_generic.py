@@ -173,19 +173,32 @@ def run_scipy_numpy_loss(w):
                              flat(w.params), method="3-point", abs_step=w.h)
 
 
+def torch_numerical_jacobian():
+    """``torch.autograd.gradcheck.get_numerical_jacobian``, or None where torch has none.
+
+    Imported as a module: ``from torch.autograd import gradcheck`` gives the
+    function of that name, which shadows the module.
+    """
+    import importlib
+
+    return getattr(importlib.import_module("torch.autograd.gradcheck"),
+                   "get_numerical_jacobian", None)
+
+
 def run_torch(w):
     import torch
-    from torch.autograd import gradcheck
 
     args = loss_args(w)
 
-    def fn(theta):  # the same jitted function, on the tensor's memory
+    def fn(inputs):  # the same jitted function, on the tensor's memory (inputs: a tuple)
+        (theta,) = inputs
         return torch.tensor(net_loss(theta.detach().numpy(), *args), dtype=torch.float64)
 
+    # torch differences only the inputs that require a gradient
+    theta = torch.from_numpy(flat(w.params)).requires_grad_()
     with warnings.catch_warnings():  # deprecated but still the peer
         warnings.simplefilter("ignore")
-        jac = gradcheck.get_numerical_jacobian(fn, (torch.from_numpy(flat(w.params)),),
-                                               eps=w.h)[0]
+        jac = torch_numerical_jacobian()(fn, (theta,), eps=w.h)[0]
     return jac.reshape(-1).numpy()
 
 
@@ -214,9 +227,11 @@ def skip_reason(name):
     if module is None:
         return None
     try:
-        __import__(module)
+        imported = __import__(module)
     except ImportError:
         return f"{module} is not installed: the {name} peer is skipped"
+    if name == "torch" and torch_numerical_jacobian() is None:
+        return f"torch {imported.__version__} has no numerical-Jacobian helper"
     return None
 
 

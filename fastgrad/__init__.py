@@ -1,9 +1,10 @@
-"""fastgrad: fast, validated numerical gradients for the book's fully connected networks."""
+"""fastgrad: fast, validated numerical gradients for the book's networks."""
 
 from fastgrad import config as _config  # noqa: F401  (sets the threading layer first)
-from fastgrad.generic import numerical_gradient
+from fastgrad.convnet import SimpleConvNet
+from fastgrad.generic import jacobian, numerical_gradient
 from fastgrad.gradcheck import GradcheckReport, gradcheck
-from fastgrad.methods import METHODS, NUMERICAL_METHODS, compute_gradient
+from fastgrad.methods import METHODS, NUMERICAL_METHODS, compute_conv_gradient, compute_gradient
 from fastgrad.network import MultiLayerNet, TwoLayerNet
 
 __version__ = "0.1.0"
@@ -12,10 +13,13 @@ __all__ = [
     "GradcheckReport",
     "METHODS",
     "NUMERICAL_METHODS",
+    "SimpleConvNet",
     "MultiLayerNet",
     "TwoLayerNet",
+    "compute_conv_gradient",
     "compute_gradient",
     "gradcheck",
+    "jacobian",
     "numerical_gradient",
     "step_sweep",
     "train",

@@ -93,6 +93,9 @@ class History:
     final_test_acc: float | None
     timing: dict
     start_iteration: int = 0
+    #: Warnings about the run, one line each: its training accuracy still at chance
+    #: after an epoch, with the likely cause (:mod:`fastgrad.training.diagnosis`).
+    notes: list = field(default_factory=list)
 
     @property
     def iterations(self) -> int:
@@ -135,8 +138,8 @@ class History:
                    "step_overhead": self.step_overhead if measured else None,
                    "step_overhead_share": self.step_overhead_share if measured else None,
                    **self.timing}
-        return {"config": self.config, "summary": summary, "losses": self.losses.tolist(),
-                "epochs": [asdict(r) for r in self.epochs]}
+        return {"config": self.config, "summary": summary, "notes": list(self.notes),
+                "losses": self.losses.tolist(), "epochs": [asdict(r) for r in self.epochs]}
 
     def save(self, out_dir) -> list:
         """Write ``metrics.json``, ``metrics.csv`` and ``params.npz`` into ``out_dir``.

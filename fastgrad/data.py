@@ -224,6 +224,14 @@ def load_test_set(dataset="mnist", data_dir=None, normalize=True):
     without downloading and without writing anything, so a read-only folder
     holding only the test files, such as a shared data folder, works.
 
+    Parameters
+    ----------
+    dataset : {"mnist", "fashion"}
+    data_dir : str or PathLike, optional
+        Folder holding the test files; default :func:`default_data_dir`.
+    normalize : bool
+        float32 pixels in [0, 1] instead of uint8.
+
     Returns
     -------
     x : ndarray, shape (N, 784)

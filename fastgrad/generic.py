@@ -1,8 +1,14 @@
-"""``numerical_gradient(f, x, args=())`` for any scalar function of an array.
+"""``numerical_gradient(f, x, args=())`` and ``jacobian(f, x, args=())`` for any function.
 
-Also the checks shared with :mod:`fastgrad.gradcheck`: the extra arguments
-(passed read-only, so ``f`` cannot change the caller's data), and every value
-``f`` returns (a finite real scalar, or an error naming where it was not).
+Also what :mod:`fastgrad.gradcheck` builds on: the checks of the extra
+arguments (passed read-only, so ``f`` cannot change the caller's data) and of
+every value ``f`` returns (finite and real, of one shape, or an error naming
+the point where it was not), and the two stencil engines: ``f`` at
+``x + c h e_p`` for every index ``p`` (:func:`column_values`) and at
+``x + c h s`` for given sign directions ``s`` (:func:`direction_values`),
+compiled and parallel for a Numba ``f`` (:mod:`fastgrad.kernels.stencil`), a
+NumPy loop over a private copy of ``x`` otherwise; both evaluate ``f`` at the
+very same points.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from numba.core.errors import NumbaError
 from numba.core.registry import CPUDispatcher
 
 from fastgrad import config, inputs, reference
+from fastgrad.kernels import stencil
 from fastgrad.kernels.generic import FLAT_CALL, generic_gradient
 from fastgrad.methods import numba_threads
 
@@ -172,7 +179,7 @@ def _explain_nonfinite(f, work, args, grad, h):
                      f"f(x - h*e) are finite but their difference over 2h is not")
 
 
-def numerical_gradient(f, x, h=1e-4, threads=None, args=()):
+def numerical_gradient(f, x, h=1e-4, threads=None, args=(), *, client=None, chunk_size=None):
     """Central-difference gradient of a scalar function ``f`` at ``x``.
 
     A plain Python callable runs the reference loop; a Numba ``@njit``
@@ -193,6 +200,15 @@ def numerical_gradient(f, x, h=1e-4, threads=None, args=()):
         Extra arguments of ``f``: for a jitted ``f`` arrays, numbers, strings
         and tuples of them, passed to the kernel as arguments (never compiled in
         as constants). Arrays are passed read-only: ``f`` cannot modify them.
+    client : dask.distributed.Client, optional
+        Evaluate on this Dask cluster (the ``distributed`` extra): the indices
+        of ``x`` are split into chunks, one task each, every entry by the
+        book's loop (a jitted ``f`` called once per evaluation; ``threads`` is
+        not used). Bitwise the same result for any workers and chunk size.
+        ``f`` and ``args`` must pickle (cloudpickle). See :mod:`fastgrad.distributed`.
+    chunk_size : int, optional
+        Indices per task with a ``client``; default about one second of calls,
+        from one evaluation of ``f`` timed here.
 
     Returns
     -------
@@ -202,6 +218,8 @@ def numerical_gradient(f, x, h=1e-4, threads=None, args=()):
     jitted, work, args = prepare(f, x, args)
     h = inputs.check_h(h)
     threads = inputs.check_threads(threads)
+    if client is not None:
+        return _cluster_gradient(client, chunk_size, f, work, args, h, jitted)
     evaluate(f, work, args)  # type errors and compile errors before the long loop
     # A 0-d array cannot be reshaped inside a kernel: one element needs no threads.
     if not jitted or work.ndim == 0:
@@ -216,3 +234,240 @@ def numerical_gradient(f, x, h=1e-4, threads=None, args=()):
     if not np.all(np.isfinite(flat)):
         _explain_nonfinite(f, work, args, flat, h)
     return flat.reshape(work.shape)
+
+
+# --- array-valued f: values, stencils, the Jacobian --------------------------------
+
+
+def as_values(value, where, shape=None):
+    """``value`` as a flat float64 array, checked: real, finite, of ``shape`` if given.
+
+    ``shape`` is ``()`` for a scalar ``f``; ``None`` accepts any shape (the first
+    evaluation, which fixes it).
+    """
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(f"f must return a plain array or a scalar, got a masked array at "
+                        f"{where}")
+    arr = value if isinstance(value, np.ndarray) else None
+    if arr is None:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Number):
+            raise TypeError(f"f must return a real scalar or array, got "
+                            f"{type(value).__name__} at {where}")
+        arr = np.asarray(value)
+    if arr.dtype.kind == "c":
+        raise TypeError(f"f must return real values, got complex ({arr.dtype}) at {where}")
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"f must return a real scalar or array, got dtype {arr.dtype} at "
+                        f"{where}")
+    if shape is not None and arr.shape != shape:
+        raise ValueError(f"f must return the same shape at every point: {shape} at x, "
+                         f"got {arr.shape} at {where}")
+    out = np.asarray(arr, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"f must return a finite value, got "
+                         f"{out[~np.isfinite(out)][0]} at {where}")
+    return out
+
+
+def output_of(f, work, args):
+    """``(shape, values, eps)`` of ``f`` at ``x``: the output's shape (``()`` for a
+    scalar), its values raveled, and the machine epsilon of its dtype (float64 if
+    it is not a floating type)."""
+    try:
+        value = f(work, *args)
+    except (NumbaError, TypeError) as exc:
+        if not isinstance(f, CPUDispatcher):
+            raise
+        raise _compile_error(f, work, args, exc) from None
+    values = as_values(value, "x")
+    dtype = np.asarray(value).dtype
+    eps = float(np.finfo(dtype).eps) if dtype.kind == "f" else float(np.finfo(np.float64).eps)
+    return np.shape(value), values, max(eps, float(np.finfo(np.float64).eps))
+
+
+def _offset_name(c, index, direction):
+    sign = "+" if c > 0 else "-"
+    step = "h" if abs(c) == 1 else f"{abs(c):g}h"
+    return f"x {sign} {step}*{'v' if direction else 'e'}[{index}]"
+
+
+def _checked(values, sizes, m, out_shape, where):
+    """Raise the error of the first slot whose value was of the wrong size or not finite."""
+    bad = np.flatnonzero(sizes != m)
+    if bad.size:
+        q = int(bad[0])
+        raise ValueError(f"f must return the same shape at every point: {out_shape} at x, "
+                         f"got {int(sizes[q])} values at {where(q)}")
+    finite = np.isfinite(values).all(axis=1)
+    if not finite.all():
+        q = int(np.flatnonzero(~finite)[0])
+        raise ValueError(f"f must return a finite value, got "
+                         f"{values[q][~np.isfinite(values[q])][0]} at {where(q)}")
+
+
+def column_values(f, work, args, h, offsets, threads, out_shape, jitted):
+    """``f(x + c h e_p)`` raveled, as an array ``(x.size, len(offsets), m)``.
+
+    Compiled and parallel over ``p`` for a jitted ``f`` (bitwise the same for any
+    thread count), else a loop over a private copy of ``x``.
+    """
+    offsets = np.asarray(offsets, dtype=np.float64)
+    n, k = work.size, offsets.size
+    m = int(np.prod(out_shape, dtype=np.int64))
+
+    def where(q):
+        p, j = divmod(q, k)
+        index = tuple(int(i) for i in np.unravel_index(p, work.shape))
+        return _offset_name(offsets[j], index, False)
+
+    if jitted and work.ndim > 0:
+        leaves, call = flatten_args(args)
+        try:
+            with numba_threads(threads):
+                values, sizes = stencil.column_stencil(
+                    f, work.reshape(-1), work.shape, h, offsets, m,
+                    config.n_chunks(threads, n), leaves, call, vector=out_shape != ())
+        except NumbaError as exc:
+            raise _compile_error(f, work, args, exc) from None
+        _checked(values, sizes, m, out_shape, where)
+        return values.reshape(n, k, m)
+    return column_values_loop(f, work, args, h, offsets, out_shape, 0, n, where)
+
+
+def column_values_loop(f, work, args, h, offsets, out_shape, start, stop, where=None):
+    """Rows ``start:stop`` of :func:`column_values` by a loop over a private copy of ``x``.
+
+    The same points, in the same order, as the whole loop: a Dask task
+    (:mod:`fastgrad.distributed`) computes a chunk of the rows with it.
+    """
+    offsets = np.asarray(offsets, dtype=np.float64)
+    k = offsets.size
+    m = int(np.prod(out_shape, dtype=np.int64))
+    if where is None:
+        def where(q):
+            p, j = divmod(q, k)
+            index = tuple(int(i) for i in np.unravel_index(p, work.shape))
+            return _offset_name(offsets[j], index, False)
+
+    values = np.empty((stop - start, k, m))
+    point = work.copy()
+    flat = point.reshape(-1)
+    for p in range(start, stop):
+        original = flat[p]
+        for j in range(k):
+            flat[p] = original + offsets[j] * h
+            values[p - start, j] = as_values(f(point, *args), where(p * k + j), out_shape)
+        flat[p] = original
+    return values
+
+
+def direction_values(f, work, args, h, offsets, threads, out_shape, jitted, signs, tasks):
+    """``f(x + c h s_t)`` raveled, as an array ``(len(tasks), len(offsets), m)``.
+
+    ``tasks`` is ``(rows, lo, hi, scales)``: task ``t`` moves the coordinates
+    ``lo[t] <= i < hi[t]`` by ``signs[rows[t], i] * scales[t]`` times ``c h``
+    (formed as ``x_i + (s_i h) c`` by both engines), the others not at all.
+    """
+    offsets = np.asarray(offsets, dtype=np.float64)
+    rows, lo, hi, scales = (np.ascontiguousarray(a, dtype=d) for a, d in
+                            zip(tasks, (np.int64, np.int64, np.int64, np.float64), strict=True))
+    n_tasks, k = rows.size, offsets.size
+    m = int(np.prod(out_shape, dtype=np.int64))
+
+    def where(q):
+        t, j = divmod(q, k)
+        return _offset_name(offsets[j], int(t), True)
+
+    if jitted and work.ndim > 0:
+        leaves, call = flatten_args(args)
+        try:
+            with numba_threads(threads):
+                values, sizes = stencil.direction_stencil(
+                    f, work.reshape(-1), work.shape, h, offsets, m, signs, rows, lo, hi, scales,
+                    config.n_chunks(threads, n_tasks), leaves, call, vector=out_shape != ())
+        except NumbaError as exc:
+            raise _compile_error(f, work, args, exc) from None
+        _checked(values, sizes, m, out_shape, where)
+        return values.reshape(n_tasks, k, m)
+    values = np.empty((n_tasks, k, m))
+    base = work.reshape(-1)
+    point = work.copy()
+    flat = point.reshape(-1)
+    for t in range(n_tasks):
+        a, b = lo[t], hi[t]
+        step = signs[rows[t], a:b].astype(np.float64) * scales[t]
+        step *= h
+        for j in range(k):
+            np.add(base[a:b], step * offsets[j], out=flat[a:b])
+            values[t, j] = as_values(f(point, *args), where(t * k + j), out_shape)
+        flat[a:b] = base[a:b]
+    return values
+
+
+def jacobian(f, x, *, args=(), h=1e-4, threads=None):
+    """Central-difference Jacobian of ``f`` at ``x``.
+
+    Column ``p`` is ``(f(x + h e_p) - f(x - h e_p)) / 2h`` for the flat index
+    ``p`` of ``x``. A Numba ``@njit`` function runs compiled and in parallel over
+    the columns, each thread perturbing its own copy of ``x`` (bitwise the same
+    result for any thread count); any other callable runs the reference loop
+    (perturb, evaluate, restore, on a private copy). ``x`` is never modified.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(x, *args)`` returning a real array of a fixed shape (or a scalar,
+        a Jacobian of one row).
+    x : array_like of real numbers
+        Point of evaluation, any shape.
+    args : tuple
+        Extra arguments of ``f``, passed read-only (see
+        :func:`fastgrad.numerical_gradient`).
+    h : float
+        Step size, positive and finite (default 1e-4).
+    threads : int, optional
+        Threads of the compiled loop; default ``$FASTGRAD_THREADS`` or all cores.
+
+    Returns
+    -------
+    ndarray of float64, shape ``(m, n)``
+        ``m`` = size of ``f``'s output (rows in its raveled order), ``n`` = size
+        of ``x`` (columns in its raveled order).
+
+    Raises
+    ------
+    TypeError
+        ``f`` is not callable, returns complex or non-numeric values, or does
+        not compile.
+    ValueError
+        ``f`` returns a non-finite value or changes its output's shape (the
+        message names the point), or ``x``/``h`` is invalid.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from numba import njit
+    >>> import fastgrad
+    >>> f = njit(lambda x: np.array([x[0] * x[1], np.sin(x[1])]))
+    >>> np.round(fastgrad.jacobian(f, np.array([2.0, 0.0])), 6)
+    array([[0., 2.],
+           [0., 1.]])
+    """
+    jitted, work, args = prepare(f, x, args)
+    h = inputs.check_h(h)
+    threads = inputs.check_threads(threads)
+    out_shape, _, _ = output_of(f, work, args)
+    values = column_values(f, work, args, h, (1.0, -1.0), threads, out_shape, jitted)
+    with np.errstate(over="ignore", invalid="ignore"):
+        jac = (values[:, 0, :] - values[:, 1, :]) / (2.0 * h)
+    if not np.all(np.isfinite(jac)):
+        raise ValueError("a column of the Jacobian overflowed: f(x + h*e) and f(x - h*e) are "
+                         "finite but their difference over 2h is not")
+    return np.ascontiguousarray(jac.T)
+
+def _cluster_gradient(client, chunk_size, f, work, args, h, jitted):
+    """:func:`numerical_gradient` on a Dask client (see :mod:`fastgrad.distributed`)."""
+    from fastgrad import distributed
+
+    return distributed.function_gradient(client, f, work, args, h, jitted,
+                                         chunk_size=chunk_size)

@@ -6,6 +6,12 @@ Every entry takes already-validated inputs (see :func:`fastgrad.inputs.check_bat
 ``params`` is ``W1, b1, ..., W{L+1}, b{L+1}`` of any depth; ``arch``
 (:class:`fastgrad.arch.Arch`, default the chapter-4 sigmoid net without weight
 decay) names the activation and the weight decay.
+
+Each method also serves chapter 7's convolutional net through its
+``conv_func`` ``(params, x, labels, h, threads, conv, timer)``: ``params``
+``W1 (FN, C, FH, FW), b1, W2, b2, W3, b3``, ``x`` ``(N, C, H, W)`` and ``conv``
+a :class:`fastgrad.convarch.ConvArch` (stride, padding), validated by
+:func:`compute_conv_gradient`.
 """
 
 from __future__ import annotations
@@ -17,12 +23,15 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from fastgrad import config, inputs, reference
-from fastgrad.arch import SIGMOID, make_arch
+from fastgrad import config, inputs, reference, reference_conv
+from fastgrad.arch import SIGMOID, Arch, make_arch
+from fastgrad.convarch import check_conv_batch, make_conv_arch
+from fastgrad.kernels.conv import conv_full_gradient, conv_prepare
+from fastgrad.kernels.conv_incremental import conv_sweep
 from fastgrad.kernels.deep import deep_finish, deep_prepare, deep_sweep
 from fastgrad.kernels.dense import DENSE_COLUMNS_MAX_VISITED, DENSE_MIN_DENSITY, block_columns
 from fastgrad.kernels.forward import dense_to_csr
-from fastgrad.kernels.full import full_gradient
+from fastgrad.kernels.full import full_gradient, full_gradient_range
 from fastgrad.kernels.incremental import cached_activations, finish, hidden_sweep
 from fastgrad.kernels.layers import FIRST_COLUMNS, FIRST_DENSE, FIRST_SPARSE
 from fastgrad.phases import no_timer
@@ -41,6 +50,8 @@ class Method:
     #: in place of ``x``, for methods that read only that; a training loop can then
     #: gather each minibatch's CSR from the training set's instead of scanning every pixel
     csr_func: Callable | None = None
+    #: the same method for the convolutional net (see the module docstring)
+    conv_func: Callable | None = None
 
 
 @contextmanager
@@ -256,18 +267,91 @@ def _deep_incremental(params, indptr, indices, values, labels, h, arch, timer):
     return _unflatten(flat, params)
 
 
+def _padded(x, conv):
+    """The batch zero-padded by ``conv.pad`` on both sides of each image, C-contiguous."""
+    pad = conv.pad
+    if pad == 0:
+        return x
+    return np.ascontiguousarray(np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)]))
+
+
+def _conv_reference(params, x, labels, h, threads, conv, timer=no_timer):
+    with timer("reference loop", "serial"):
+        return reference_conv.numerical_gradient(params, x, labels, h, conv)
+
+
+def _conv_backprop(params, x, labels, h, threads, conv, timer=no_timer):
+    with timer("backprop", "serial"):
+        return reference_conv.backprop_gradient(params, x, labels, conv)
+
+
+def _conv_dims(params, xpad, conv):
+    filters, channels, filter_h, filter_w = params["W1"].shape
+    hidden, classes = params["W3"].shape
+    out_h = (xpad.shape[2] - filter_h) // conv.stride + 1
+    out_w = (xpad.shape[3] - filter_w) // conv.stride + 1
+    return np.array([channels, xpad.shape[2], xpad.shape[3], filters, filter_h, filter_w,
+                     conv.stride, out_h, out_w, hidden, classes], dtype=np.int64)
+
+
+def _conv_jit(params, x, labels, h, threads, conv, timer=no_timer):
+    with timer("flatten and pad", "serial"):
+        names = reference_conv.CONV_PARAM_NAMES
+        theta = np.concatenate([params[name].ravel() for name in names])
+        xpad = _padded(x, conv)
+        dims = _conv_dims(params, xpad, conv)
+    with numba_threads(threads):
+        chunks = config.n_chunks(threads, theta.size)
+        with timer("perturbed forward passes", "parallel", chunks):
+            flat = conv_full_gradient(theta, dims, xpad, labels, h, chunks)
+    with timer("unflatten", "serial"):
+        return _unflatten(flat, params)
+
+
+#: The layers above the pooling: a two-layer ReLU net without weight decay.
+_RELU = Arch("relu", 0.0)
+
+
+def _conv_incremental(params, x, labels, h, threads, conv, timer=no_timer):
+    W1 = params["W1"]
+    filters, _, filter_h, filter_w = W1.shape
+    with timer("pad", "serial"):
+        xpad = _padded(x, conv)
+    with numba_threads(threads):
+        with timer("conv forward", "parallel", labels.size):
+            a1, features, a2, a3 = conv_prepare(xpad, W1, params["b1"], params["W2"],
+                                                params["b2"], params["W3"], params["b3"],
+                                                conv.stride, labels)
+            csr = dense_to_csr(features)
+        # the pooled features feed a two-layer ReLU net: the deep kernel's case
+        upper = {"W1": params["W2"], "b1": params["b2"], "W2": params["W3"],
+                 "b2": params["b3"]}
+        grads = _deep_incremental(upper, *csr, labels, h, _RELU, timer)
+        chunks = config.n_chunks(threads, W1.size + filters)
+        with timer("convolution sweep", "parallel", chunks):
+            sums = conv_sweep(xpad, params["W2"], params["W3"], conv.stride, filter_h,
+                              filter_w, a1, a2, a3, labels, h, chunks)
+    with timer("finish", "serial"):
+        scale = 1.0 / (labels.size * 2.0 * h)
+        return {"W1": (sums[:, :-1] * scale).reshape(W1.shape), "b1": sums[:, -1] * scale,
+                "W2": grads["W1"], "b2": grads["b1"], "W3": grads["W2"], "b3": grads["b2"]}
+
+
 METHODS = {
     m.name: m
     for m in (
         Method("reference", _reference, True, False,
-               "NumPy, the book's loop: two full forward passes per parameter"),
+               "NumPy, the book's loop: two full forward passes per parameter",
+               conv_func=_conv_reference),
         Method("jit", _jit, True, True,
-               "Numba, full compiled forward pass per parameter, prange over parameters"),
+               "Numba, full compiled forward pass per parameter, prange over parameters",
+               conv_func=_conv_jit),
         Method("incremental", _incremental, True, True,
                "Numba, recomputes only what each parameter moves, from cached activations",
-               _incremental_csr),
+               _incremental_csr, conv_func=_conv_incremental),
         Method("backprop", _backprop, False, False,
-               "NumPy analytic backpropagation (chapter 5), for comparison"),
+               "NumPy analytic backpropagation (chapter 5), for comparison",
+               conv_func=_conv_backprop),
     )
 }
 
@@ -289,7 +373,7 @@ def check_method(method, allowed=None):
 
 
 def compute_gradient(method, params, x, t, h=1e-4, threads=None, *, activation="sigmoid",
-                     weight_decay=0.0):
+                     weight_decay=0.0, client=None, chunk_size=None):
     """Validate the inputs and return the gradient of the loss by ``method``.
 
     Parameters
@@ -310,6 +394,100 @@ def compute_gradient(method, params, x, t, h=1e-4, threads=None, *, activation="
         Hidden activation.
     weight_decay : float
         L2 strength ``lambda`` (the loss adds ``0.5 * lambda * sum(W ** 2)``).
+    client : dask.distributed.Client, optional
+        Compute on this Dask cluster (the ``distributed`` extra): bitwise the
+        same result. ``reference`` and ``jit`` are split by chunks of
+        parameters, one task each; ``incremental`` (whose parameters share
+        cached activations) runs as a single task. ``threads`` is then each
+        task's Numba threads (default: the worker's cores over its task
+        threads). See :mod:`fastgrad.distributed`.
+    chunk_size : int, optional
+        Parameters per task with a ``client``; default about one second of
+        compute each, from one loss evaluation timed here.
+
+    Returns
+    -------
+    dict
+        Gradient arrays (float64) shaped like ``params``.
+    """
+    if client is not None:
+        return _cluster_gradient(client, chunk_size, method, params, x, t, h, threads,
+                                 activation, weight_decay)
+    entry = check_method(method)
+    arch = make_arch(activation, weight_decay)
+    h = inputs.check_h(h, inputs.NET_H_RANGE)
+    threads = inputs.check_threads(threads)
+    params, x, labels = inputs.check_batch(params, x, t)
+    return entry.func(params, x, labels, h, threads, arch)
+
+
+# Ranges of the flat parameters (W1.ravel(), b1, W2.ravel(), ...), for fastgrad.distributed:
+# each entry of the central difference is independent of the others, so ranges computed
+# apart and put together give the bits of the whole.
+
+def jit_gradient_range(params, x, labels, h, threads, start, stop, arch=SIGMOID):
+    """Entries ``start:stop`` of the ``jit`` gradient over the flat parameters.
+
+    Before weight decay (:func:`gradient_from_flat` adds it); inputs validated.
+    """
+    theta, sizes = _flatten(params)
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    _, _, code, columns = _first_layer_plan(x)
+    if columns is None:
+        columns = (np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    with numba_threads(threads):
+        csr = dense_to_csr(x)
+        return full_gradient_range(theta, sizes, arch.code, x, code, csr, columns, labels, h,
+                                   start, stop, config.n_chunks(threads, stop - start))
+
+
+def gradient_from_flat(flat, params, method, h, arch=SIGMOID):
+    """The gradient dict of ``method`` from its flat entries (``jit``: weight decay added)."""
+    grads = _unflatten(np.array(flat, dtype=np.float64), params)
+    return _add_decay(grads, params, h, arch.weight_decay) if method == "jit" else grads
+
+
+def _cluster_gradient(client, chunk_size, method, params, x, t, h, threads, activation,
+                      weight_decay):
+    """:func:`compute_gradient` on a Dask client (see :mod:`fastgrad.distributed`)."""
+    from fastgrad import distributed
+
+    distributed.import_distributed()  # a missing extra says so before anything else
+    entry = check_method(method)
+    arch = make_arch(activation, weight_decay)
+    h = inputs.check_h(h, inputs.NET_H_RANGE)
+    params, x, labels = inputs.check_batch(params, x, t)
+    return distributed.net_gradient(client, entry.name, params, x, labels, h, arch,
+                                    threads=threads, chunk_size=chunk_size)
+
+
+def compute_conv_gradient(method, params, x, t, h=1e-4, threads=None, *, stride=1, pad=0,
+                          input_dim=None):
+    """Validate the inputs and return the convolutional net's gradient by ``method``.
+
+    The net is chapter 7's ``SimpleConvNet`` (conv -> ReLU -> 2x2 max-pool with
+    stride 2 -> affine -> ReLU -> affine -> softmax with loss).
+
+    Parameters
+    ----------
+    method : str
+        A key of :data:`METHODS`.
+    params : dict
+        ``W1 (FN, C, FH, FW)``, ``b1 (FN,)``, ``W2 (FN*PH*PW, hidden)``,
+        ``b2 (hidden,)``, ``W3 (hidden, classes)``, ``b3 (classes,)``; never modified.
+    x : array_like, shape (batch, C, H, W)
+        Inputs; flat rows ``(batch, C*H*W)`` when ``input_dim`` is given.
+    t : array_like
+        Integer labels ``(batch,)`` or one-hot rows ``(batch, classes)``.
+    h : float
+        Central-difference step in ``[1e-300, 1]`` (ignored by ``backprop``).
+    threads : int, optional
+        Numba threads; default ``$FASTGRAD_THREADS`` or all cores.
+    stride, pad : int
+        The convolution's stride (>= 1) and zero padding (>= 0).
+    input_dim : tuple of int, optional
+        ``(C, H, W)`` of one input; checked against ``x`` when given.
 
     Returns
     -------
@@ -317,8 +495,8 @@ def compute_gradient(method, params, x, t, h=1e-4, threads=None, *, activation="
         Gradient arrays (float64) shaped like ``params``.
     """
     entry = check_method(method)
-    arch = make_arch(activation, weight_decay)
+    conv = make_conv_arch(stride, pad)
     h = inputs.check_h(h, inputs.NET_H_RANGE)
     threads = inputs.check_threads(threads)
-    params, x, labels = inputs.check_batch(params, x, t)
-    return entry.func(params, x, labels, h, threads, arch)
+    params, x, labels, _ = check_conv_batch(params, x, t, conv, input_dim)
+    return entry.conv_func(params, x, labels, h, threads, conv)

@@ -18,6 +18,29 @@ from fastgrad.methods import DEFAULT_METHOD, NUMERICAL_METHODS, check_method, co
 
 #: Named initialisations: std = sqrt(gain / fan_in) (He for ReLU, Xavier for sigmoid).
 INIT_GAINS = {"relu": 2.0, "he": 2.0, "sigmoid": 1.0, "xavier": 1.0}
+#: The initialisation suited to each hidden activation (the book's chapter 6.2), which a
+#: :class:`MultiLayerNet` takes unless told otherwise.
+MATCHED_INIT = {"relu": "he", "sigmoid": "xavier"}
+#: Chapter 4's ``TwoLayerNet`` weight std, the default of a net with one hidden layer.
+TWO_LAYER_STD = 0.01
+
+
+def default_weight_init(activation, n_hidden):
+    """The initial weight scale of a net given none: chapter 4's 0.01 for one hidden layer
+    (the book's ``TwoLayerNet``), else He for ReLU or Xavier for sigmoid.
+
+    A deeper net from ``std = 0.01`` shrinks its signal by about ``0.01 sqrt(fan_in)``
+    per layer (~0.1 for 100 units): five ReLU layers pass the output layer nearly
+    nothing, and its gradient too, so SGD stays at chance.
+    """
+    return TWO_LAYER_STD if n_hidden == 1 else MATCHED_INIT[check_activation(activation)]
+
+
+def init_std(weight_init_std, fan_in):
+    """Standard deviation of a weight matrix with ``fan_in`` inputs (a number or a name)."""
+    if isinstance(weight_init_std, str):
+        return float(np.sqrt(INIT_GAINS[weight_init_std.lower()] / fan_in))
+    return float(weight_init_std)
 
 
 def _check_size(name, value):
@@ -40,11 +63,10 @@ def _check_hidden_list(hidden_size_list):
 def _init_scales(weight_init_std, fan_ins):
     """Standard deviation of each weight matrix from a number or an init name."""
     if isinstance(weight_init_std, str):
-        gain = INIT_GAINS.get(weight_init_std.lower())
-        if gain is None:
+        if weight_init_std.lower() not in INIT_GAINS:
             raise ValueError(f"weight_init_std must be a number or one of "
                              f"{tuple(INIT_GAINS)}, got {weight_init_std!r}")
-        return [np.sqrt(gain / n) for n in fan_ins]
+        return [init_std(weight_init_std, n) for n in fan_ins]
     if isinstance(weight_init_std, bool) or not isinstance(weight_init_std, numbers.Real):
         raise TypeError(f"weight_init_std must be a real number or one of {tuple(INIT_GAINS)}, "
                         f"got {type(weight_init_std).__name__}")
@@ -75,9 +97,11 @@ class MultiLayerNet:
         Number of classes.
     activation : {'relu', 'sigmoid'}
         Hidden-layer activation.
-    weight_init_std : float or {'relu', 'he', 'sigmoid', 'xavier'}
+    weight_init_std : float or {'relu', 'he', 'sigmoid', 'xavier'}, optional
         Standard deviation of the Gaussian weights, or He (``sqrt(2 / fan_in)``)
-        or Xavier (``sqrt(1 / fan_in)``); biases start at zero.
+        or Xavier (``sqrt(1 / fan_in)``); biases start at zero. Default: the
+        one suited to ``activation``, He for ReLU (the book's default,
+        ``'relu'``) and Xavier for sigmoid (:data:`MATCHED_INIT`).
     weight_decay_lambda : float
         L2 strength: the loss adds ``0.5 * lambda * sum(W ** 2)`` per weight matrix.
     seed : int or numpy.random.Generator, optional
@@ -85,10 +109,12 @@ class MultiLayerNet:
     """
 
     def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
-                 weight_init_std="relu", weight_decay_lambda=0, seed=None):
+                 weight_init_std=None, weight_decay_lambda=0, seed=None):
         sizes = ([_check_size("input_size", input_size)] + _check_hidden_list(hidden_size_list)
                  + [_check_size("output_size", output_size)])
         self.arch = Arch(check_activation(activation), check_weight_decay(weight_decay_lambda))
+        if weight_init_std is None:
+            weight_init_std = MATCHED_INIT[self.arch.activation]
         scales = _init_scales(weight_init_std, sizes[:-1])
         rng = _rng(seed)
         self.params = {}
@@ -126,7 +152,8 @@ class MultiLayerNet:
         y = reference.predict(params, x, self.arch.activation)
         return float(np.mean(np.argmax(y, axis=1) == labels))
 
-    def numerical_gradient(self, x, t, method=DEFAULT_METHOD, h=1e-4, threads=None):
+    def numerical_gradient(self, x, t, method=DEFAULT_METHOD, h=1e-4, threads=None, *,
+                           client=None, chunk_size=None):
         """Central-difference gradient of :meth:`loss` for every parameter.
 
         Parameters
@@ -140,6 +167,11 @@ class MultiLayerNet:
             Step size.
         threads : int, optional
             Numba threads; the result is bitwise the same for any value.
+        client : dask.distributed.Client, optional
+            Compute on this Dask cluster, split by chunks of parameters; bitwise
+            the same result (see :func:`fastgrad.compute_gradient`).
+        chunk_size : int, optional
+            Parameters per task with a ``client`` (default about 1 s of compute).
 
         Returns
         -------
@@ -149,7 +181,8 @@ class MultiLayerNet:
         check_method(method, NUMERICAL_METHODS)
         return compute_gradient(method, self.params, x, t, h=h, threads=threads,
                                 activation=self.arch.activation,
-                                weight_decay=self.arch.weight_decay)
+                                weight_decay=self.arch.weight_decay, client=client,
+                                chunk_size=chunk_size)
 
     def gradient(self, x, t):
         """Analytic gradient by backpropagation (the book's chapter 5), ``lambda * W`` added."""
@@ -174,7 +207,8 @@ class TwoLayerNet(MultiLayerNet):
 
     def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01, seed=None,
                  activation="sigmoid"):
-        if isinstance(weight_init_std, str):
-            raise TypeError("weight_init_std must be a real number, got str")
+        if weight_init_std is None or isinstance(weight_init_std, str):
+            raise TypeError(f"weight_init_std must be a real number, "
+                            f"got {type(weight_init_std).__name__}")
         super().__init__(input_size, [_check_size("hidden_size", hidden_size)], output_size,
                          activation=activation, weight_init_std=weight_init_std, seed=seed)

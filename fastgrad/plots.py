@@ -1,6 +1,6 @@
 """Every figure fastgrad draws: training curves like the book's figures 4-11, 4-12 and
-6-9, and the benchmark's (methods and thread scaling, the optimizer comparison by
-gradient method).
+6-9, the Taylor test's residuals, and the benchmark's (methods and thread scaling,
+the optimizer comparison by gradient method).
 
 This is the only module that imports matplotlib, the optional ``plot`` extra,
 and only when a plot is drawn: without it each function raises ImportError.
@@ -19,7 +19,7 @@ from fastgrad.standard import net_phrase
 from fastgrad.units import format_ratio, format_seconds
 
 __all__ = ["plot_benchmark", "plot_comparison", "plot_history", "plot_method_comparison",
-           "smooth_curve"]
+           "plot_taylor", "smooth_curve"]
 
 SMOOTH = 100  # iterations in the moving average drawn over the noisy minibatch loss
 
@@ -150,6 +150,54 @@ def plot_comparison(histories, path, *, dpi=100):
     cfg = next(iter(histories.values())).config
     ax.set_title(f"{describe(cfg)}\n{cfg['method']} gradient, batch {cfg['batch_size']}, "
                  f"seed {cfg['seed']}", fontsize=9)
+    return atomic_write(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=dpi))
+
+
+def plot_taylor(rows, path, *, dpi=120):
+    """Draw the Taylor test's residuals against the step on log-log axes into a PNG.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        ``GradcheckReport.slopes`` of a ``mode="taylor"`` check: per direction
+        ``steps``, ``residuals``, ``floor``, ``slope``, ``window``, ``status``.
+    path : str or PathLike
+        The PNG to write (atomically).
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    colors = ("tab:blue", "tab:green", "tab:red", "tab:purple", "tab:orange", "tab:brown")
+    for i, row in enumerate(rows):
+        color = colors[i % len(colors)]
+        t, r = np.asarray(row["steps"]), np.asarray(row["residuals"])
+        shown = np.where(r > 0, r, np.nan)  # log axes cannot show exact zeros
+        slope = "n/a" if row["slope"] is None else f"{row['slope']:.2f}"
+        ax.loglog(t, shown, "o-", color=color, markersize=3, linewidth=1.0,
+                  label=f"direction {row['direction']}: slope {slope} ({row['status']})")
+        ax.axhline(row["floor"], color=color, linewidth=0.6, linestyle=":")
+        if row["window"] is not None:
+            lo, hi = row["window"]
+            inside = (t >= lo) & (t <= hi)
+            ax.loglog(t[inside], shown[inside], "o", color=color, markersize=6,
+                      markerfacecolor="none")
+    for power, style in ((1, "--"), (2, "-.")):  # reference slopes through the first curve
+        if rows:
+            t = np.asarray(rows[0]["steps"])
+            r0 = np.nanmax(np.asarray(rows[0]["residuals"]))
+            ax.loglog(t, r0 * (t / t.max()) ** power, style, color="gray", linewidth=0.8,
+                      label=f"slope {power} ({'wrong' if power == 1 else 'right'} gradient)")
+    ax.set(xlabel="step t", ylabel="|f(x + t v) − f(x) − t v·g|")
+    fig.suptitle("Taylor test: residual of the first-order expansion")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower right", fontsize=8)
     return atomic_write(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=dpi))
 
 

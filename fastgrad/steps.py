@@ -29,6 +29,9 @@ from fastgrad.methods import METHODS
 DEFAULT_STEPS = tuple(float(h) for h in np.logspace(-1, -12, 34))
 #: Parameters of the network sampled for the reference loops.
 DEFAULT_SAMPLE = 96
+#: How far above the smallest error of a curve (its rounding minimum or its floor) a
+#: point's error must lie to count as truncation: the floor's share is then a few percent.
+FLOOR_MARGIN = 100.0
 
 
 def fit_slope(steps, errors):
@@ -64,8 +67,15 @@ class Curve:
         return float(self.errors[self.best])
 
     def truncation_side(self):
-        """Steps at least 10x the best one, where the h^2 term dominates."""
-        return self.steps >= 10 * self.best_h
+        """Steps where the h^2 term dominates: at least 10x the best step, and with an
+        error at least :data:`FLOOR_MARGIN` times the best error.
+
+        The second condition keeps out a floor: a curve with no rounding term (the
+        incremental method differences without cancellation) falls as h^2 down to
+        an eps-level floor and stays there, so its best step lies anywhere on the
+        floor, and floor points 10x above it would flatten the fitted slope.
+        """
+        return (self.steps >= 10 * self.best_h) & (self.errors >= FLOOR_MARGIN * self.best_error)
 
     def rounding_side(self):
         """Steps 10x to 1000x below the best one, where rounding dominates."""
@@ -91,7 +101,20 @@ class Curve:
 
 @dataclass
 class StepSweep:
-    """Curves of one study and what they were measured on."""
+    """Curves of one study and what they were measured on.
+
+    Attributes
+    ----------
+    curves : list of Curve
+        One per way of computing the central difference, each with its
+        ``steps``, ``errors``, ``best_h`` and fitted slopes.
+    description : str
+        The net and the batch the curves were measured on.
+    seconds : float
+        Wall time of the study.
+    extra : dict
+        Seeds, threads and sizes, saved with :meth:`as_dict`.
+    """
 
     curves: list
     description: str
@@ -112,7 +135,8 @@ class StepSweep:
         for c in self.curves:
             trunc, rnd = c.truncation_slope, c.rounding_slope
             rows.append(f"{c.name:<12} best h {c.best_h:.1e} (error {c.best_error:.2e}); "
-                        f"slope {_fmt(trunc)} above 10x best h, {_fmt(rnd)} below; "
+                        f"slope {_fmt(trunc)} above 10x best h and {FLOOR_MARGIN:g}x its error, "
+                        f"{_fmt(rnd)} below; "
                         f"{c.label}")
         return "\n".join(rows)
 
@@ -138,7 +162,27 @@ def check_steps(steps, valid_range=None):
 def function_curve(f, x, grad, steps=None, *, args=(), threads=None, name="f"):
     """The error curve of :func:`fastgrad.numerical_gradient` on any function.
 
-    ``grad`` is the exact gradient of ``f`` at ``x`` (shaped like ``x``).
+    Parameters
+    ----------
+    f : callable
+        ``f(x, *args) -> float``; a Numba ``@njit`` function runs compiled.
+    x : array_like of real numbers
+        Point of evaluation; never modified.
+    grad : array_like
+        The exact gradient of ``f`` at ``x``, shaped like ``x``.
+    steps : sequence of float, optional
+        Step sizes; default 1e-1 .. 1e-12, three per decade.
+    args : tuple
+        Extra arguments of ``f``, passed read-only.
+    threads : int, optional
+        Threads of the compiled loop.
+    name : str
+        Name of the curve in tables and plots.
+
+    Returns
+    -------
+    Curve
+        Max abs error against ``grad`` at each step, over every element of ``x``.
     """
     steps = check_steps(steps)
     exact = np.asarray(grad, dtype=np.float64)
@@ -327,3 +371,165 @@ def plot_sweep(sweep, path, *, dpi=120):
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="lower left", fontsize=8)
     return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=dpi))
+
+
+# --- the step-free Taylor test ------------------------------------------------------
+
+#: Default grid of the Taylor test: t from 1e-1 down to 1e-8, 4 per decade.
+TAYLOR_STEPS = tuple(float(t) for t in np.logspace(-1, -8, 29))
+#: Fewest consecutive usable steps that make a power law.
+TAYLOR_MIN_POINTS = 4
+#: Largest distance (decades) of a point from its window's fitted line.
+TAYLOR_CLEAN = 0.1
+#: A residual below this many eps |f| is at the rounding floor.
+TAYLOR_FLOOR = 100.0
+
+
+def taylor_slope(steps, residuals, floor):
+    """``(slope, window, reason)`` of the small-step power law of ``residuals(steps)``.
+
+    Usable points lie above ``floor``. Starting from the smallest usable step,
+    the window grows towards larger steps while every point stays within
+    :data:`TAYLOR_CLEAN` decades of the fitted line; it needs
+    :data:`TAYLOR_MIN_POINTS` points. ``slope`` is None (and ``reason`` says
+    why) when no such window exists.
+    """
+    steps, residuals = np.asarray(steps, float), np.asarray(residuals, float)
+    order = np.argsort(steps)
+    ts, rs = steps[order], residuals[order]
+    usable = np.flatnonzero(rs > floor)
+    if usable.size < TAYLOR_MIN_POINTS:
+        return None, None, (f"only {usable.size} of {ts.size} steps lie above the rounding "
+                            f"floor (all at rounding, or f is linear along the direction)")
+    start = usable[0]
+    best = None
+    for stop in range(start + TAYLOR_MIN_POINTS, ts.size + 1):
+        if not np.all(rs[start:stop] > floor):
+            break
+        lt, lr = np.log10(ts[start:stop]), np.log10(rs[start:stop])
+        slope, icpt = np.polyfit(lt, lr, 1)
+        if np.max(np.abs(lr - (slope * lt + icpt))) > TAYLOR_CLEAN:
+            break
+        best = (float(slope), (float(ts[start]), float(ts[stop - 1])))
+    if best is None:
+        return None, None, (f"no clean power law over {TAYLOR_MIN_POINTS} consecutive steps "
+                            f"above the rounding floor (from t = {ts[start]:.1e}: a kink, or "
+                            f"noise)")
+    return best[0], best[1], ""
+
+
+def taylor_check(ctx, analytic, vjp, rng, directions, steps, seed, start):
+    """``gradcheck(..., mode="taylor")``: the slope of the first-order Taylor residual.
+
+    Along random unit directions ``v`` (weights ``u`` of an array-valued f),
+    ``r(t) = |phi(x + t v) - phi(x) - t v.g|`` with ``phi = u . f``: ``O(t^2)``
+    when ``g`` is the gradient, ``O(t)`` when it is wrong. A slope near 2 passes,
+    near 1 fails; anything else, or too few usable steps, is reported as
+    undecided, never guessed.
+    """
+    from fastgrad.gradcheck import GradcheckReport, Mismatch, phi_gradient, project
+
+    directions = 3 if directions is None else int(directions)
+    grid = check_steps(TAYLOR_STEPS if steps is None else steps)
+    n, m = ctx.work.size, ctx.m
+    signs = (rng.integers(0, 2, (directions, n), dtype=np.int8) * 2 - 1).astype(np.int8)
+    weights = None
+    if ctx.out_shape != ():
+        weights = (rng.integers(0, 2, (directions, m)) * 2.0 - 1.0) / np.sqrt(m)
+    scale = 1.0 / np.sqrt(n)
+    tasks = (np.arange(directions), np.zeros(directions, np.int64),
+             np.full(directions, n, np.int64), np.full(directions, scale))
+    values = ctx.along(signs, tasks, offsets=grid / ctx.h)  # (directions, steps, m)
+    phi, center, _ = project(values, ctx.center, weights)
+    rows, worst, failed, undecided = [], [], 0, []
+    for k in range(directions):
+        u = None if weights is None else weights[k]
+        g = phi_gradient(analytic, vjp, u, ctx)
+        slope0 = float(np.einsum("i,i->", signs[k].astype(np.float64) * scale, g))
+        resid = np.abs(phi[k] - center[k] - grid * slope0)
+        mag = float(np.max(np.abs(values[k]) if u is None else np.abs(values[k]) @ np.abs(u)))
+        floor = TAYLOR_FLOOR * ctx.eps * max(float(np.max(np.abs(phi[k]))), mag, 1e-300)
+        slope, window, reason = taylor_slope(grid, resid, floor)
+        if slope is None:
+            status = "undecided"
+        elif abs(slope - 2.0) <= 0.3:
+            status = "agrees"
+        elif abs(slope - 1.0) <= 0.3:
+            status, failed = "wrong", failed + 1
+        else:
+            status, reason = "undecided", f"slope {slope:.2f} is neither about 1 nor about 2"
+        if status == "undecided":
+            undecided.append(f"direction {k}: {reason}")
+        rows.append({"direction": k, "slope": slope, "status": status, "window": window,
+                     "reason": reason, "steps": grid.tolist(), "residuals": resid.tolist(),
+                     "floor": floor, "analytic": slope0})
+        worst.append(Mismatch(k, slope0, float("nan") if slope is None else slope,
+                                 float("nan"), float("nan"), status != "wrong",
+                                 "noise" if status == "undecided" else status))
+    text = "; ".join(undecided) if undecided else None
+    if text and not failed:
+        text = "could not be decided: " + text
+    return GradcheckReport(
+        ok=failed == 0 and not undecided, mode="taylor", n_checked=directions, n_failed=failed,
+        max_abs=float("nan"), max_rel=float("nan"), worst=tuple(worst), shape=ctx.work.shape,
+        h=ctx.h, atol=None, rtol=None, rel_floor=0.0, seconds=time.perf_counter() - start,
+        directions=directions, seed=seed, n_agree=sum(r["status"] == "agrees" for r in rows),
+        n_noise=len(undecided), eps=ctx.eps, output_shape=tuple(ctx.out_shape),
+        undecided=text, slopes=tuple(rows))
+
+
+def describe(report):
+    """The text of a ``mode="taylor"`` report."""
+    verdict = "passed" if report.ok else ("FAILED" if report.n_failed else "UNDECIDED")
+    lines = [f"gradcheck {verdict}: taylor mode, {report.n_checked} random unit directions "
+             f"(seed {report.seed}) in x {report.shape}: {report.n_agree} slope ~2 (right), "
+             f"{report.n_failed} slope ~1 (wrong), {report.n_noise} undecided; "
+             f"{report.seconds:.3g} s", f"rule: {report.rule}"]
+    for row in report.slopes:
+        where = ("" if row["window"] is None else
+                 f" over t in [{row['window'][0]:.1e}, {row['window'][1]:.1e}]")
+        slope = "n/a" if row["slope"] is None else f"{row['slope']:.2f}"
+        lines.append(f"direction {row['direction']}: slope {slope}{where}: {row['status']}"
+                     + (f" ({row['reason']})" if row["reason"] else ""))
+    return "\n".join(lines)
+
+
+def plot_taylor(report, path, *, dpi=120):
+    """Draw a ``mode="taylor"`` report's residuals against t into ``path`` (PNG)."""
+    from fastgrad import plots
+
+    return plots.plot_taylor(report.slopes, path, dpi=dpi)
+
+
+def taylor_net(net, x, t, *, directions=3, seed=0, steps=None):
+    """The Taylor test of the network's exact backprop gradient (all parameters at once).
+
+    The book's loss as a function of the parameters raveled into one vector,
+    checked along ``directions`` random unit directions: slope 2 confirms the
+    gradient with no step to choose.
+    """
+    ref_kw, _ = _arch_kwargs(net)
+    params = net.params
+    names = _param_names(params)
+    shapes = [params[name].shape for name in names]
+    sizes = [params[name].size for name in names]
+    theta = np.concatenate([np.asarray(params[name], dtype=np.float64).ravel()
+                            for name in names])
+    labels = np.asarray(t)
+
+    def unflatten(vector):
+        out, start = {}, 0
+        for name, shape, size in zip(names, shapes, sizes, strict=True):
+            out[name] = vector[start:start + size].reshape(shape)
+            start += size
+        return out
+
+    def loss(vector):
+        return float(reference.loss(unflatten(vector), x, labels, **ref_kw))
+
+    exact = reference.backprop_gradient(params, x, labels, True, **ref_kw)
+    grad = np.concatenate([exact[name].ravel() for name in names])
+    from fastgrad.gradcheck import gradcheck
+
+    return gradcheck(loss, theta, grad, mode="taylor", directions=directions, seed=seed,
+                     steps=steps)

@@ -32,11 +32,12 @@ BACKPROP_TOL = 1e-7
 FULL_REFERENCE_MAX = 50_000
 #: Indices per tensor of the default sample.
 DEFAULT_SAMPLE = 32
-#: ReLU networks: share of entries whose central difference must match the
-#: analytic gradient. A step of +-h that moves some unit across zero (a kink)
-#: differs from the derivative by up to O(1) (the book's chapter 5 notes the
-#: same); a wrong reference is off nearly everywhere.
+#: Share of entries a ReLU net's backprop must match when it is benchmarked
+#: against the reference as a method (kinks: see :func:`excused_at_kinks`).
 RELU_ANALYTIC_SHARE = 0.9
+#: Rounding noise of the book's NumPy loss over ``eps |f| / h``, generous: the
+#: kink test of :func:`excused_at_kinks` only sees entries already beyond tol.
+RELU_NOISE_AMPLIFICATION = 100.0
 
 
 @dataclass
@@ -48,7 +49,8 @@ class TensorError:
     max_rel: float
     worst_index: tuple
     compared: int  # entries compared (all, or the sampled ones)
-    within: int  # of those, how many lie within the tolerance
+    within: int  # of those, how many lie within the tolerance (or are excused)
+    excused: int = 0  # beyond the tolerance at a ReLU kink or within finite-difference noise
 
 
 @dataclass
@@ -63,6 +65,12 @@ class Comparison:
     #: share of entries that must lie within ``tol`` (below 1 where ReLU kinks
     #: make some central differences legitimately differ from the derivative)
     min_share: float = 1.0
+    #: entries beyond ``tol`` may be excused (ReLU: steps that cross a kink)
+    excusable: bool = False
+
+    @property
+    def excused(self) -> int:
+        return sum(t.excused for t in self.tensors)
 
     @property
     def max_abs(self) -> float:
@@ -78,6 +86,8 @@ class Comparison:
 
     @property
     def ok(self) -> bool:
+        if self.excusable:
+            return all(t.within == t.compared for t in self.tensors)
         if self.min_share >= 1.0:
             return self.max_abs <= self.tol
         return self.share_within >= self.min_share
@@ -104,12 +114,15 @@ def sample_indices(params, x, per_tensor, seed=0):
     return out
 
 
-def compare(grads, expected, method, against, tol, seconds=float("nan"), min_share=1.0):
+def compare(grads, expected, method, against, tol, seconds=float("nan"), min_share=1.0,
+            excused=None):
     """Per-tensor max absolute and relative error of ``grads`` vs ``expected``.
 
-    Entries where ``expected`` is NaN were not sampled and are skipped.
+    Entries where ``expected`` is NaN were not sampled and are skipped;
+    entries where ``excused[name]`` is True count as within the tolerance.
     """
-    out = Comparison(method, against, tol, seconds, min_share=min_share)
+    out = Comparison(method, against, tol, seconds, min_share=min_share,
+                     excusable=excused is not None)
     for name in expected:
         got = np.asarray(grads[name], dtype=np.float64)
         want = np.asarray(expected[name], dtype=np.float64)
@@ -120,9 +133,12 @@ def compare(grads, expected, method, against, tol, seconds=float("nan"), min_sha
         diff = np.where(sampled, abs_error(got, np.where(sampled, want, 0.0)), 0.0)
         rel = np.where(sampled, relative_error(got, np.where(sampled, want, 0.0)), 0.0)
         worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
+        beyond = sampled & (diff > tol)
+        spared = beyond & excused[name] if excused is not None else np.zeros_like(beyond)
         out.tensors.append(TensorError(name, float(diff.max()), float(rel.max()),
                                        tuple(int(i) for i in worst), int(sampled.sum()),
-                                       int(np.sum(sampled & (diff <= tol)))))
+                                       int(np.sum(sampled & ~beyond) + spared.sum()),
+                                       int(spared.sum())))
     return out
 
 
@@ -215,10 +231,11 @@ def validate(params, x, t, methods=None, tol=DEFAULT_TOL, h=1e-4, threads=None,
             continue
         grads, seconds = _timed(method, params, x, labels, h, threads, arch)
         reports.append(compare(grads, reference, method, "reference", tol, seconds))
-    exact = backprop_gradient(params, x, labels, True, *arch)
-    share = RELU_ANALYTIC_SHARE if arch.activation == "relu" else 1.0
-    reports.append(compare(reference, _masked(exact, reference), "reference", "analytic",
-                           backprop_tol, ref_seconds, min_share=share))
+    exact = _masked(backprop_gradient(params, x, labels, True, *arch), reference)
+    excused = (excused_at_kinks(params, x, labels, h, arch, reference, exact, backprop_tol)
+               if arch.activation == "relu" else None)
+    reports.append(compare(reference, exact, "reference", "analytic", backprop_tol,
+                           ref_seconds, excused=excused))
     book, bp_seconds = _timed("backprop", params, x, labels, h, threads, arch)
     reports.append(compare(reference, _masked(book, reference), "reference", "backprop",
                            float("inf"), bp_seconds))
@@ -229,3 +246,42 @@ def _masked(grads, like):
     """``grads`` with NaN wherever ``like`` is NaN (so both sides compare the same entries)."""
     return {k: np.where(np.isnan(like[k]), np.nan, grads[k]) for k in like}
 
+
+
+def excused_at_kinks(params, x, labels, h, arch, reference, exact, tol):
+    """Per tensor, the entries whose central difference may differ from the derivative.
+
+    A step of +-h that moves a ReLU unit across zero (a kink) makes the central
+    difference differ from the derivative by up to O(1). Each entry beyond
+    ``tol`` is re-evaluated on the stencil of :func:`fastgrad.gradcheck.assess`
+    (the book's loss at ``+-h`` and ``+-h/2``): it is excused when its one-sided
+    differences show a kink, or when the difference is within the finite
+    difference's estimated error; an entry that is simply wrong is not.
+    """
+    from fastgrad.gradcheck import KINK, NOISE, OFFSETS, assess
+    from fastgrad.reference import loss
+
+    work = {k: np.array(v, dtype=np.float64, copy=True) for k, v in params.items()}
+    center = loss(work, x, labels, *arch)
+    out = {}
+    for name in reference:
+        diff = np.abs(np.nan_to_num(reference[name] - exact[name], nan=0.0))
+        suspects = np.flatnonzero(diff > tol)
+        flat = work[name].reshape(-1)
+        values = np.empty((suspects.size, len(OFFSETS)))
+        for q, p in enumerate(suspects):
+            original = flat[p]
+            try:
+                for j, c in enumerate(OFFSETS):
+                    flat[p] = original + c * h
+                    values[q, j] = loss(work, x, labels, *arch)
+            finally:
+                flat[p] = original
+        mask = np.zeros(reference[name].shape, dtype=bool)
+        if suspects.size:
+            status = assess(exact[name].reshape(-1)[suspects], values, center, h,
+                            float(np.finfo(np.float64).eps),
+                            amplification=RELU_NOISE_AMPLIFICATION).status
+            mask.reshape(-1)[suspects] = (status == KINK) | (status == NOISE)
+        out[name] = mask
+    return out

@@ -139,3 +139,34 @@ def test_default_tolerance_fails_a_method_off_by_3e_9(capsys, monkeypatch):
     assert cli.main(args) == 1
     assert _failed(capsys.readouterr().out) == "incremental vs reference"
     assert cli.main([*args, "--tol", "1e-8"]) == 0
+
+
+def test_relu_kinks_are_excused_and_a_wrong_reference_is_not(monkeypatch):
+    """ReLU: entries whose step crosses a kink are excused one by one, not by a share."""
+    params, x, t = make_case(12, 8, 3, 10, 2)
+    pre = x @ params["W1"] + params["b1"]
+    params["b1"][3] -= pre[0, 3]  # unit 3 exactly at zero on sample 0: b1[3]'s step crosses
+    reports = validate.validate(params, x, t, activation="relu", methods=["incremental"])
+    analytic = reports[1]
+    assert (analytic.method, analytic.against) == ("reference", "analytic")
+    assert analytic.ok and analytic.excusable and analytic.excused >= 1
+    b1 = next(te for te in analytic.tensors if te.name == "b1")
+    assert b1.excused >= 1 and b1.max_abs > validate.BACKPROP_TOL
+    real = validate.reference_gradient
+
+    def wrong_reference(*args, **kwargs):
+        grads = real(*args, **kwargs)
+        grads["W2"][4, 1] += 1e-5  # one entry off, on a smooth part of the loss
+        return grads
+
+    monkeypatch.setattr(validate, "reference_gradient", wrong_reference)
+    bad = validate.validate(params, x, t, activation="relu", methods=["incremental"])
+    w2 = next(te for te in bad[1].tensors if te.name == "W2")
+    assert not bad[1].ok and w2.within == w2.compared - 1 and w2.worst_index == (4, 1)
+
+
+def test_check_cli_on_a_relu_net(capsys):
+    assert cli.main(["check", "--batch", "8", "--hidden", "10", "10", "--activation", "relu",
+                     "--synthetic", "--methods", "incremental"]) == 0
+    out = capsys.readouterr().out
+    assert "excused" in out and "all methods within tolerance" in out

@@ -42,6 +42,21 @@ def test_fit_slope():
     assert steps.fit_slope(h, np.zeros(3)) is None  # exact zeros have no logarithm
 
 
+@pytest.mark.parametrize("floor_at", [-1, 17], ids=["last", "mid-floor"])
+def test_truncation_fit_leaves_out_a_floor(floor_at):
+    """A curve without rounding: h^2 down to an eps-level floor, then flat noise."""
+    h = np.logspace(-1, -12, 23)
+    noise = np.random.default_rng(0).uniform(3e-17, 6e-17, h.size)
+    noise[floor_at] = 2.5e-17  # where the smallest floor value falls moves the best h
+    curve = steps.Curve("flat", "", h, np.maximum(1.2e-2 * h**2, noise), 1)
+    assert curve.truncation_slope == pytest.approx(2.0, abs=0.02)
+    side = curve.truncation_side()
+    assert side[:11].all() and not side[11:].any()  # 1e-1..1e-6 in, the floor out
+    # with the floor points in, the slope is off: the side must leave them out
+    above = h >= 10 * curve.best_h
+    assert abs(steps.fit_slope(h[above], curve.errors[above]) - 2.0) > 0.1
+
+
 @pytest.fixture(scope="module")
 def small_sweep():
     work = standard_workload(batch=8, hidden=5, synthetic=True)

@@ -147,3 +147,84 @@ def rounding_bound(params, x, labels, h, c, activation="sigmoid", weight_decay=0
     """``c * eps64 * S / 2h``: what float64 rounding of ``f+ - f-`` allows, ``S`` from
     :func:`loss_scale`."""
     return c * EPS64 * loss_scale(params, x, labels, activation, weight_decay) / (2 * h)
+
+
+# --- the convolutional net (chapter 7's SimpleConvNet) ---------------------------------
+
+
+def conv_forward(params, x, conv):
+    """Logits of the conv net, in longdouble: ``(batch, out)``.
+
+    conv -> ReLU -> 2x2 max-pool with stride 2 -> affine -> ReLU -> affine, by
+    the definition of each layer (a sum over the filter's window, the maximum
+    of each window), sharing nothing with the reference's ``im2col``.
+    """
+    stride, pad = conv
+    W1 = np.asarray(params["W1"], dtype=LD)
+    xp = np.pad(np.asarray(x, dtype=LD), [(0, 0), (0, 0), (pad, pad), (pad, pad)])
+    filter_h, filter_w = W1.shape[2:]
+    windows = np.lib.stride_tricks.sliding_window_view(xp, (filter_h, filter_w), axis=(2, 3))
+    windows = windows[:, :, ::stride, ::stride]  # (N, C, OH, OW, FH, FW)
+    a1 = np.einsum("ncyxij,fcij->nfyx", windows, W1)
+    a1 = a1 + np.asarray(params["b1"], dtype=LD)[None, :, None, None]
+    n, filters, out_h, out_w = a1.shape
+    pooled = a1.reshape(n, filters, out_h // 2, 2, out_w // 2, 2).max(axis=(3, 5))
+    z1 = np.where(pooled > 0, pooled, LD(0)).reshape(n, -1)
+    a2 = z1 @ np.asarray(params["W2"], dtype=LD) + np.asarray(params["b2"], dtype=LD)
+    z2 = np.where(a2 > 0, a2, LD(0))
+    return z2 @ np.asarray(params["W3"], dtype=LD) + np.asarray(params["b3"], dtype=LD)
+
+
+def conv_loss(params, x, labels, conv):
+    """The conv net's batch loss ``mean(-log(y[t] + 1e-7))`` in longdouble."""
+    logits = conv_forward(params, x, conv)
+    e = np.exp(logits - np.max(logits, axis=1, keepdims=True))
+    rows = np.arange(len(labels))
+    y_t = e[rows, labels] / np.sum(e, axis=1)
+    return -np.sum(np.log(y_t + LOG_EPS)) / LD(len(labels))
+
+
+CONV_NAMES = ("W1", "b1", "W2", "b2", "W3", "b3")
+
+
+def conv_numerical_gradient(params, x, labels, h, conv, step="float64"):
+    """The central difference of :func:`conv_loss` for every parameter, in longdouble.
+
+    ``step`` as in :func:`numerical_gradient` (module docstring).
+    """
+    if step not in ("float64", "exact"):
+        raise ValueError(f"step must be 'float64' or 'exact', got {step!r}")
+    work = {k: np.array(params[k], dtype=LD) for k in CONV_NAMES}
+    labels = np.asarray(labels, dtype=np.intp)
+    h64 = np.float64(h)
+    out = {}
+    for name in CONV_NAMES:
+        arr = work[name]
+        grad = np.empty(arr.shape, dtype=LD)
+        base = np.asarray(params[name], dtype=np.float64)
+        for idx in np.ndindex(arr.shape):
+            theta = base[idx]
+            if step == "float64":
+                plus, minus = LD(theta + h64), LD(theta - h64)
+            else:
+                plus, minus = LD(theta) + LD(h64), LD(theta) - LD(h64)
+            arr[idx] = plus
+            f_plus = conv_loss(work, x, labels, conv)
+            arr[idx] = minus
+            f_minus = conv_loss(work, x, labels, conv)
+            arr[idx] = LD(theta)
+            grad[idx] = (f_plus - f_minus) / (2 * LD(h64))
+        out[name] = grad
+    return out
+
+
+def conv_loss_scale(params, x, labels, conv):
+    """``S`` of :func:`loss_scale` for the conv net: ``|L| + mean_n max_k |logit[n, k]|``."""
+    logits = conv_forward(params, x, conv)
+    return float(abs(conv_loss(params, x, labels, conv))
+                 + np.mean(np.max(np.abs(logits), axis=1)))
+
+
+def conv_rounding_bound(params, x, labels, h, c, conv):
+    """``c * eps64 * S / 2h`` with ``S`` from :func:`conv_loss_scale`."""
+    return c * EPS64 * conv_loss_scale(params, x, labels, conv) / (2 * h)

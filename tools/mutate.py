@@ -4,8 +4,10 @@ Each mutation is a text substitution in one source file; the tests that should
 catch it are run in a temporary copy of the working tree (tracked and
 untracked, not ignored files) with its own ``NUMBA_CACHE_DIR``, so neither the
 checkout nor its kernel cache is touched. A mutation is *caught* when pytest
-fails; a pattern that no longer matches the source is reported as not
-applicable, so the table stays honest while the code moves on.
+fails. A mutation whose pattern no longer matches its file exactly once, or
+that names a test file (or test) that does not exist, fails the run before any
+test runs: when the code moves, its mutations must move with it
+(``tests/test_mutate.py`` checks the same in the normal suite).
 
 Not run in CI (minutes of compiling). Usage::
 
@@ -43,6 +45,8 @@ class Mutation:
 
 W = ("tests/test_witness.py", "tests/test_methods.py")
 T = ("tests/test_train_update.py",)
+OPT = ("tests/test_optimizers.py",)  # each rule, NumPy and compiled, bitwise the book's
+BATCH = ("tests/test_minibatch.py",)  # the per-step kernels against NumPy and the reference
 CHECK = ("tests/test_check.py",)
 MUTATIONS = [
     Mutation("incremental: m2 moment scaled 1/3 instead of 1/2", "fastgrad/kernels/incremental.py",
@@ -69,14 +73,34 @@ MUTATIONS = [
     Mutation("deep: ReLU SIMD block taken where a step turns the unit off",
              "fastgrad/kernels/deep.py", "if a > s_max and s_max < reach",
              "if a > 0.0 and s_max < reach", W + ("tests/test_multilayer.py",)),
-    Mutation("training: step x1.001", "fastgrad/optimizers.py",
-             "return p - self.lr * g, {}", "return p - 1.001 * self.lr * g, {}", T),
-    Mutation("training: loss recorded before the update", "fastgrad/training/loop.py",
-             "loss = float(reference.loss(new, xb, tb, *self.arch))",
-             "loss = float(reference.loss(state.params, xb, tb, *self.arch))", T),
+    Mutation("optimizers: NumPy SGD rule step x1.001", "fastgrad/optimizers.py",
+             "return p - self.lr * g, {}", "return p - 1.001 * self.lr * g, {}", OPT),
+    Mutation("update kernel: SGD step x1.001 (what training runs)", "fastgrad/kernels/update.py",
+             "new_p[i] = p[i] - lr * g[i]\n", "new_p[i] = p[i] - 1.001 * lr * g[i]\n", OPT + T),
+    Mutation("update kernel: momentum's velocity not decayed", "fastgrad/kernels/update.py",
+             "vi = mom * v[i] - lr * g[i]", "vi = v[i] - lr * g[i]", OPT),
+    Mutation("update kernel: Adam's 1e-7 inside the square root", "fastgrad/kernels/update.py",
+             "lr_t * mi / (math.sqrt(vi) + EPS)", "lr_t * mi / math.sqrt(vi + EPS)", OPT),
+    Mutation("update kernel: NaN/Inf not counted", "fastgrad/kernels/update.py",
+             "return 0 if math.isfinite(x) else 1", "return 0", OPT),
+    Mutation("training: compiled loss recorded before the update", "fastgrad/training/loop.py",
+             "loss = minibatch.loss(new, csr,", "loss = minibatch.loss(state.params, csr,", T),
+    Mutation("training: NumPy methods' loss recorded before the update",
+             "fastgrad/training/loop.py", "loss = reference.loss(new, batch,",
+             "loss = reference.loss(state.params, batch,", T),
     Mutation("training: minibatches drawn without replacement", "fastgrad/training/loop.py",
-             "pick = rng.integers(0, len(x_train), size=self.batch_size)",
-             "pick = rng.choice(len(x_train), size=self.batch_size, replace=False)", T),
+             "pick = rng.integers(0, len(self.data[0]), size=self.batch_size)",
+             "pick = rng.choice(len(self.data[0]), size=self.batch_size, replace=False)", T),
+    Mutation("compiled loss: hidden activation skipped", "fastgrad/kernels/batch.py",
+             "z[j] = activate(a[j], act)", "z[j] = a[j]", BATCH + T),
+    Mutation("compiled loss: weight decay left out", "fastgrad/training/minibatch.py",
+             "labels.size + reference.decay_term(params, arch.weight_decay)", "labels.size",
+             BATCH),
+    Mutation("minibatch CSR: each row's values all its first", "fastgrad/kernels/batch.py",
+             "sub_values[q] = values[start + q - sub_ptr[r]]", "sub_values[q] = values[start]",
+             BATCH + T),
+    Mutation("minibatch rows: the first rows, not the picked ones", "fastgrad/kernels/batch.py",
+             "row = x[pick[r]]", "row = x[r]", BATCH),
     Mutation("training: default lr 0.01", "fastgrad/training/settings.py",
              "CHAPTER4_LR = 0.1", "CHAPTER4_LR = 0.01", T),
     Mutation("methods: threads ignored", "fastgrad/methods.py",
@@ -103,7 +127,79 @@ MUTATIONS = [
     Mutation("reference: off by 5e-7, seen by the benchmarks alone", "fastgrad/reference.py",
              "grad[idx] = (fxh1 - fxh2) / (2 * h)", "grad[idx] = (fxh1 - fxh2) / (2 * h) + 5e-7",
              ("bench/bench_peers.py",)),
+    # --- stencil kernels (jacobian, gradcheck's full and directional modes) ---
+    Mutation("stencil: column chunks share one array (no per-chunk copy)",
+             "fastgrad/kernels/stencil.py",
+             "        mine = flat.copy()\n        view = mine.reshape(shape)\n        for p in",
+             "        mine = flat\n        view = mine.reshape(shape)\n        for p in",
+             ("tests/test_jacobian.py::test_threads_never_share_one_array",), runs=5),
+    Mutation("stencil: perturbed entry not restored after its column",
+             "fastgrad/kernels/stencil.py", "            mine[p] = original\n",
+             "            mine[p] = original + 0.0 * h\n            mine[p] = mine[p] + h * 0.25\n",
+             ("tests/test_jacobian.py",)),
+    Mutation("stencil: direction block not restored after its task",
+             "fastgrad/kernels/stencil.py", "            for i in range(lo[t], hi[t]):\n"
+             "                mine[i] = flat[i]\n", "",
+             ("tests/test_gradcheck.py::test_direction_stencil_against_a_numpy_witness",)),
+    Mutation("stencil: direction step not scaled by h",
+             "fastgrad/kernels/stencil.py", "step[i] = (float(row[i]) * scales[t]) * h",
+             "step[i] = float(row[i]) * scales[t]",
+             ("tests/test_gradcheck.py::test_direction_stencil_against_a_numpy_witness",)),
+    # --- the convolutional net (kernels/conv.py, kernels/conv_incremental.py) ---------
+    Mutation("conv: pool switch ignored in the sweep (the old winner kept at +h)",
+             "fastgrad/kernels/conv_incremental.py",
+             "if win_up == win and best > 0.0 and up > 0.0:", "if best > 0.0 and up > 0.0:",
+             ("tests/test_conv_methods.py", "tests/test_witness_conv.py")),
+    Mutation("conv: wrong pool max (one input of each window ignored)",
+             "fastgrad/kernels/conv.py",
+             "m = max(max(top[POOL * px], top[POOL * px + 1]),",
+             "m = max(max(top[POOL * px], top[POOL * px]),",
+             ("tests/test_conv_methods.py", "tests/test_witness_conv.py")),
+    Mutation("conv: wrong channel offset in the sweep (input channel 0 always)",
+             "fastgrad/kernels/conv_incremental.py", "img = xpad[n, ch]", "img = xpad[n, 0]",
+             ("tests/test_conv_methods.py", "tests/test_witness_conv.py")),
+    Mutation("conv: bias step missing from the channel recompute",
+             "fastgrad/kernels/conv_incremental.py", "s = h if is_bias else h * img",
+             "s = 0.0 if is_bias else h * img",
+             ("tests/test_conv_methods.py", "tests/test_witness_conv.py")),
+    Mutation("conv: wrong W2 row offset (pool windows transposed)",
+             "fastgrad/kernels/conv_incremental.py",
+             "rows[count] = (c * pool_h + py) * pool_w + px",
+             "rows[count] = (c * pool_h + px) * pool_w + py",
+             ("tests/test_conv_methods.py", "tests/test_witness_conv.py")),
+    Mutation("conv: -h side assumed the mirror of +h", "fastgrad/kernels/conv_incremental.py",
+             "if d_down != -d_up:", "if False:",
+             ("tests/test_conv_methods.py", "tests/test_witness_conv.py")),
+    Mutation("conv: hidden ReLU kink ignored in the sweep", "fastgrad/kernels/conv_incremental.py",
+             "        return s if a + s > 0.0 else -a\n", "        return s\n",
+             ("tests/test_conv_methods.py", "tests/test_witness_conv.py")),
+    Mutation("conv: convolution bias dropped from the compiled forward pass",
+             "fastgrad/kernels/conv.py", "o[oy, ox] += bf", "o[oy, ox] += 0.0",
+             ("tests/test_conv_methods.py", "tests/test_witness_conv.py")),
 ]
+
+
+def problems(mutations, root: Path = ROOT) -> list:
+    """Why each of ``mutations`` cannot run as written, one line per problem.
+
+    Its pattern must occur exactly once in its file, and every test it names
+    (``path`` or ``path::test_name``) must exist, or the mutation proves nothing.
+    """
+    found = []
+    for m in mutations:
+        target = root / m.path
+        if not target.is_file():
+            found.append(f"{m.name}: {m.path} does not exist")
+        elif (count := target.read_text().count(m.old)) != 1:
+            found.append(f"{m.name}: its pattern occurs {count} times in {m.path}, not once")
+        for test in m.tests:
+            file, _, node = test.partition("::")
+            path = root / file
+            if not path.is_file():
+                found.append(f"{m.name}: test file {file} does not exist")
+            elif node and f"def {node.split('[')[0]}(" not in path.read_text():
+                found.append(f"{m.name}: {file} has no test {node}")
+    return found
 
 
 def copy_tree(dest: Path) -> None:
@@ -142,10 +238,20 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary copy")
     args = parser.parse_args(argv)
     chosen = [m for m in MUTATIONS if args.k is None or any(w in m.name for w in args.k)]
+    broken = problems(chosen)
     if args.list:
         for m in chosen:
             print(f"{m.name}  [{m.path}; {' '.join(m.tests)}]")
+    for line in broken:
+        print(f"broken mutation: {line}", file=sys.stderr)
+    if broken:
+        print("update the mutations in tools/mutate.py to follow the code", file=sys.stderr)
+        return 2
+    if args.list:
         return 0
+    if not chosen:
+        print(f"no mutation matches {' '.join(args.k)}", file=sys.stderr)
+        return 2
 
     work = Path(tempfile.mkdtemp(prefix="fastgrad-mutate-"))
     env = {**os.environ, "NUMBA_CACHE_DIR": str(work / ".numba-cache"),
@@ -169,9 +275,9 @@ def main(argv=None) -> int:
             target = work / m.path
             source = target.read_text() if target.is_file() else ""
             count = source.count(m.old)
-            if count != 1:
-                verdict = ("not applicable (pattern not found)" if count == 0
-                           else f"not applicable (pattern found {count} times)")
+            if count != 1:  # checked before the run; the copy should not differ
+                verdict = f"BROKEN (pattern found {count} times)"
+                missed += 1
                 rows.append((m.name, verdict))
                 print(f"{m.name}: {verdict}", flush=True)
                 continue

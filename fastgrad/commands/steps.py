@@ -40,6 +40,12 @@ def register(subparsers):
     p.add_argument("--json", metavar="PATH", help="save the curves as JSON")
     p.add_argument("--plot", metavar="PATH", help="draw the log-log plot into a PNG "
                                                   "(needs the plot extra: matplotlib)")
+    p.add_argument("--taylor", action="store_true",
+                   help="instead of the sweep, the step-free Taylor test of the exact gradient: "
+                        "slope of |f(x + t v) - f(x) - t v.g| against t (2 = right, 1 = wrong) "
+                        "along random directions; --plot draws the residuals")
+    p.add_argument("--directions", type=int, default=3,
+                   help="directions of the Taylor test (default 3)")
     p.set_defaults(func=run)
 
 
@@ -67,6 +73,8 @@ def run(args) -> int:
     work = standard_workload(args.batch, args.hidden, args.seed, args.dataset, args.data_dir,
                              synthetic=args.synthetic)
     print(f"network 784-{args.hidden}-10 (seed {args.seed}), batch {args.batch}: {work.source}")
+    if args.taylor:
+        return _taylor(args, work, step_grid)
     print(f"{len(step_grid)} steps from {step_grid[0]:.0e} to {step_grid[-1]:.0e} ...",
           flush=True)
     sweep = steps.step_sweep(work.net, work.x, work.t, steps=step_grid, sample=args.sample,
@@ -83,3 +91,20 @@ def run(args) -> int:
         steps.plot_sweep(sweep, args.plot)
         print(f"plot saved to {args.plot}")
     return 0
+
+
+def _taylor(args, work, step_grid):
+    """``--taylor``: the step-free test on the network, its text, JSON and plot."""
+    from fastgrad import plots
+
+    report = steps.taylor_net(work.net, work.x, work.t, directions=args.directions,
+                              seed=args.seed, steps=step_grid)
+    print(report)
+    if args.json:
+        text = json.dumps(report.as_dict(), indent=2).encode()
+        atomic_write(args.json, lambda fh: fh.write(text))
+        print(f"\nresiduals saved to {args.json}")
+    if args.plot:
+        plots.plot_taylor(report.slopes, args.plot)
+        print(f"plot saved to {args.plot}")
+    return 0 if report.ok else 1

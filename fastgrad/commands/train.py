@@ -28,8 +28,12 @@ def register(subparsers):
                     "train_neuralnet.py (chapter 4) and optimizer_compare_mnist.py (chapter 6). "
                     "Options left out take the chapter-4 values (784-50-10 sigmoid, std 0.01, "
                     "SGD lr 0.1, batch 100, 10000 iterations) or, with --resume, the "
-                    "checkpoint's. A named --optimizer takes the book's default learning rate "
-                    "(sgd/momentum/nesterov/adagrad/rmsprop 0.01, adam 0.001) unless --lr.")
+                    "checkpoint's; a net with several --hidden layers starts from He weights "
+                    "(relu) or Xavier weights (sigmoid), as the book's MultiLayerNet. A named "
+                    "--optimizer takes the book's default learning rate "
+                    "(sgd/momentum/nesterov/adagrad/rmsprop 0.01, adam 0.001) unless --lr. "
+                    "A run whose training accuracy is still at chance after one epoch says "
+                    "so on stderr, with the likely cause.")
     p.add_argument("--iters", type=int, metavar="N",
                    help="total iterations (default 10000; resuming: the checkpoint's target)")
     p.add_argument("--batch-size", type=int, metavar="N", help="minibatch size (default 100)")
@@ -40,7 +44,9 @@ def register(subparsers):
     p.add_argument("--weight-init", type=_weight_init, metavar="STD|NAME",
                    dest="weight_init_std",
                    help="initial weight std, or he/relu (sqrt(2/fan_in)) or xavier/sigmoid "
-                        "(sqrt(1/fan_in)) (default 0.01)")
+                        "(sqrt(1/fan_in)) (default: 0.01 with one hidden layer, as the book's "
+                        "TwoLayerNet; with several, he for relu and xavier for sigmoid, as its "
+                        "MultiLayerNet)")
     p.add_argument("--weight-decay", type=float, metavar="LAMBDA", dest="weight_decay_lambda",
                    help="L2 weight decay lambda (default 0)")
     p.add_argument("--optimizer", nargs="+", metavar="NAME",
@@ -104,6 +110,14 @@ def _paths(args, out):
     return checkpoint, resume, every
 
 
+def _warn(step):
+    """Print a warning the loop raised (fastgrad.training.Step.note) on stderr."""
+    if step.note:
+        from tqdm import tqdm
+
+        tqdm.write(f"fastgrad train: warning: {step.note}", file=sys.stderr)
+
+
 def _train_one(args, name, out, log, several):
     from fastgrad.training import train
 
@@ -117,7 +131,7 @@ def _train_one(args, name, out, log, several):
         weight_decay_lambda=args.weight_decay_lambda, optimizer=name, method=args.method,
         seed=args.seed, threads=args.threads, eval_every=args.eval_every,
         checkpoint=checkpoint, checkpoint_every=every, resume=resume,
-        overwrite=args.overwrite, progress=args.progress, log=log)
+        overwrite=args.overwrite, progress=args.progress, log=log, callback=_warn)
 
 
 def _summary(history):

@@ -13,6 +13,8 @@ with kernel_cache():
     from fastgrad.kernels import (  # noqa: F401
         batch,
         ceiling,
+        conv,
+        conv_incremental,
         deep,
         dense,
         forward,

@@ -31,7 +31,8 @@ def _perturbed_loss(value, p, q, x, first, csr, columns, theta, packed, sizes, w
                       w_off, b_off, p_off, act, labels, scratch)
 
 
-@njit(**PARALLEL_OPTIONS)
+# serial itself: the parallel loop is the range kernel's
+@njit(**JIT_OPTIONS)
 def full_gradient(theta, sizes, act, x, first, csr, columns, labels, h, n_chunks):
     """Cross-entropy gradient of a network of any depth w.r.t. the flat ``theta``.
 
@@ -42,19 +43,32 @@ def full_gradient(theta, sizes, act, x, first, csr, columns, labels, h, n_chunks
     ``first`` the first layer's kernel code (``layers.FIRST_*``). The
     parameters are split into ``n_chunks`` contiguous chunks.
     """
-    n_params = theta.size
+    return full_gradient_range(theta, sizes, act, x, first, csr, columns, labels, h, 0,
+                               theta.size, n_chunks)
+
+
+@njit(**PARALLEL_OPTIONS)
+def full_gradient_range(theta, sizes, act, x, first, csr, columns, labels, h, start, stop,
+                        n_chunks):
+    """Entries ``start:stop`` of :func:`full_gradient`, split into ``n_chunks`` chunks.
+
+    Each entry is perturbed on a copy of the whole ``theta`` and never depends
+    on which other entries share its chunk or its range, so any split of the
+    parameters into ranges (one machine or many) gives the same bits.
+    """
+    n_range = stop - start
     w_off, b_off = offsets(sizes)
     p_off, n_packed = packed_offsets(sizes)
     n_scratch = 0
     for layer in range(1, sizes.size):
         n_scratch += labels.size * sizes[layer]
-    grad = np.empty(n_params)
+    grad = np.empty(n_range)
     for c in prange(n_chunks):
         mine = theta.copy()
         packed = np.empty(n_packed)
         pack_all(mine, sizes, w_off, p_off, packed)
         scratch = np.empty(n_scratch)
-        for p in range(c * n_params // n_chunks, (c + 1) * n_params // n_chunks):
+        for p in range(start + c * n_range // n_chunks, start + (c + 1) * n_range // n_chunks):
             q = locate(sizes, w_off, b_off, p_off, p)
             original = theta[p]
             f_plus = _perturbed_loss(original + h, p, q, x, first, csr, columns, mine, packed,
@@ -64,5 +78,5 @@ def full_gradient(theta, sizes, act, x, first, csr, columns, labels, h, n_chunks
             mine[p] = original
             if q >= 0:
                 packed[q] = original
-            grad[p] = (f_plus - f_minus) / (2.0 * h)
+            grad[p - start] = (f_plus - f_minus) / (2.0 * h)
     return grad

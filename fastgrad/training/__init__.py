@@ -11,6 +11,7 @@ measured once per epoch.
 - :mod:`~fastgrad.training.datasets`: the arrays, checked once and fingerprinted;
 - :mod:`~fastgrad.training.schedule`: when and how accuracies are measured;
 - :mod:`~fastgrad.training.loop`: the loop itself, Ctrl-C and divergence;
+- :mod:`~fastgrad.training.diagnosis`: a run still at chance after an epoch, and why;
 - :mod:`~fastgrad.training.commit`: the committed state, checkpoints and the history;
 - :mod:`~fastgrad.training.run`: :func:`train`, which sets a run up.
 """

@@ -45,6 +45,7 @@ class Record:
         self.losses, self.epochs = list(losses), list(epochs)
         self.timing = timing_from(timing or {})
         self.start = start
+        self.notes = []  # warnings about the run (fastgrad.training.diagnosis), one line each
 
     def _upto(self, n):
         return (np.array(self.losses[:n], dtype=np.float64),
@@ -54,7 +55,7 @@ class Record:
         """The :class:`History` of the first ``n`` steps ending at ``params``."""
         losses, epochs = self._upto(n)
         return History(dict(self.config), params, losses, epochs, *final, dict(self.timing),
-                       self.start)
+                       self.start, list(self.notes))
 
     def snapshot(self, state: Committed) -> Checkpoint:
         """The checkpoint of ``state``."""

@@ -18,7 +18,7 @@ from fastgrad import reference
 from fastgrad.checkpoint import EpochRecord
 from fastgrad.interrupts import is_interrupt
 from fastgrad.methods import numba_threads
-from fastgrad.training import minibatch
+from fastgrad.training import diagnosis, minibatch
 from fastgrad.training import schedule as schedule_mod
 from fastgrad.training.commit import Committed
 
@@ -47,6 +47,7 @@ class Step:
     iters: int  # target
     loss: float
     epoch: EpochRecord | None  # set when accuracies were measured at this step
+    note: str | None = None  # a warning raised at this step (see History.notes)
 
 
 class _CtrlC:
@@ -167,6 +168,11 @@ class Loop:
             progress=False, log=None, callback=None):
         """Train from ``state`` to ``iters`` steps; return the :class:`History`."""
         timing, n_iters = record.timing, self.iters
+        chance = diagnosis.chance_level(self.data[1], record.config["output_size"])
+        # a resumed run past its first epoch has been judged already: judged again, not told
+        checked = any(r.epoch >= 1 for r in record.epochs)
+        note = diagnosis.chance_note(record.epochs, chance, record.config)
+        record.notes = [note] if note else []
         began = time.perf_counter()
         bar = tqdm(total=n_iters, initial=state.iteration, desc=f"train ({self.method.name})",
                    unit="it", disable=not progress, dynamic_ncols=True, mininterval=0.25)
@@ -195,13 +201,18 @@ class Loop:
                             f"discarded: history and parameters end at iteration {i}",
                             iteration=i + 1, loss=loss, history=record.history(i, state.params))
                     record.losses.append(loss)
-                    measured = None
+                    measured = note = None
                     if self.schedule.due(i, len(record.epochs)):
                         t0 = time.perf_counter()
                         measured = EpochRecord(self.schedule.epoch(i), i + 1,
                                                *self._evaluate(new))
                         timing["eval_time"] += time.perf_counter() - t0
                         record.epochs.append(measured)
+                        if not checked and measured.epoch >= 1:
+                            checked = True
+                            note = diagnosis.chance_note([measured], chance, record.config)
+                            if note:
+                                record.notes.append(note)
                     state = Committed(i + 1, new, opt_state, rng.bit_generator.state)
                     timing["wall_time"] += time.perf_counter() - began
                     began = time.perf_counter()
@@ -215,7 +226,7 @@ class Loop:
                             f"train acc {measured.train_acc:.4f}  "
                             f"test acc {measured.test_acc:.4f}")
                     if callback is not None:
-                        callback(Step(i + 1, n_iters, loss, measured))
+                        callback(Step(i + 1, n_iters, loss, measured, note))
             except (KeyboardInterrupt, SystemError) as exc:
                 if not is_interrupt(exc):
                     raise

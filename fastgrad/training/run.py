@@ -58,10 +58,11 @@ def _describe(config, n_train, n_test):
     sizes = [config["input_size"], *config["hidden_size_list"], config["output_size"]]
     hyper = ", ".join(f"{k} {v:g}" for k, v in {"lr": config["lr"],
                                                  **config["optimizer_options"]}.items())
-    decay = config["weight_decay_lambda"]
+    decay, init = config["weight_decay_lambda"], config["weight_init_std"]
+    init = init if isinstance(init, str) else f"std {init:g}"
     return (f"{'-'.join(map(str, sizes))} {config['activation']} net on {config['dataset']} "
             f"({n_train} train / {n_test} test), {config['optimizer']} ({hyper})"
-            f"{f', weight decay {decay:g}' if decay else ''}")
+            f"{f', weight decay {decay:g}' if decay else ''}, initial weights {init}")
 
 
 def train(data=None, *, dataset=None, data_dir=None, iters=None, batch_size=None, lr=None,
@@ -92,7 +93,10 @@ def train(data=None, *, dataset=None, data_dir=None, iters=None, batch_size=None
         The hidden widths of a ``MultiLayerNet`` (chapter 6), e.g. ``[100] * 4``.
     activation : {'sigmoid', 'relu'}
     weight_init_std : float or {'relu', 'he', 'sigmoid', 'xavier'}
-        Initial weight scale, or He / Xavier by name.
+        Initial weight scale, or He / Xavier by name. Default: 0.01 with one
+        hidden layer (chapter 4's ``TwoLayerNet``); with several, He for ReLU
+        and Xavier for sigmoid (chapter 6's ``MultiLayerNet``), as std 0.01
+        leaves a deep net at chance.
     weight_decay_lambda : float
         L2 strength; the loss adds ``0.5 * lambda * sum(W ** 2)``.
     optimizer : {'sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam'}
@@ -128,6 +132,9 @@ def train(data=None, *, dataset=None, data_dir=None, iters=None, batch_size=None
     Returns
     -------
     History
+        Its ``notes`` hold a line if the training accuracy was still at chance
+        at the first measurement after one epoch (also given to ``callback`` as
+        :attr:`Step.note`), with the likely cause.
 
     Raises
     ------

@@ -10,9 +10,10 @@ from fastgrad import checkpoint as ckpt_io
 from fastgrad import data as data_io
 from fastgrad import inputs, methods, optimizers
 from fastgrad.arch import check_activation, check_weight_decay
-from fastgrad.network import INIT_GAINS
+from fastgrad.network import INIT_GAINS, default_weight_init
 
-#: The book's chapter-4 run (``train_neuralnet.py``), used for anything not given.
+#: The book's chapter-4 run (``train_neuralnet.py``), used for anything not given (but the
+#: initial weights of a net with several hidden layers: see :func:`default`).
 DEFAULTS = {"iters": 10_000, "batch_size": 100, "hidden_size_list": [50], "output_size": 10,
             "activation": "sigmoid", "weight_init_std": 0.01, "weight_decay_lambda": 0.0,
             "method": methods.DEFAULT_METHOD, "h": 1e-4, "seed": 0, "dataset": "mnist",
@@ -20,6 +21,19 @@ DEFAULTS = {"iters": 10_000, "batch_size": 100, "hidden_size_list": [50], "outpu
 #: SGD's learning rate when no optimizer is named: the chapter-4 loop's (TwoLayerNet's 0.1);
 #: a named optimizer takes the book's ``common/optimizer.py`` default instead.
 CHAPTER4_LR = 0.1
+
+
+def default(name, config):
+    """What a fresh run takes for ``name`` when it is not given.
+
+    The chapter-4 value of :data:`DEFAULTS`, except for ``weight_init_std`` of
+    a net with several hidden layers (``config`` holds the checked
+    ``hidden_size_list`` and ``activation``): He for ReLU, Xavier for sigmoid,
+    as the book's ``MultiLayerNet`` (std 0.01 leaves a deep net at chance).
+    """
+    if name == "weight_init_std":
+        return default_weight_init(config["activation"], len(config["hidden_size_list"]))
+    return DEFAULTS[name]
 
 
 def integer(name, minimum=1):
@@ -73,6 +87,8 @@ def _weight_init(value):
     return value
 
 
+# in this order: the default of weight_init_std reads the checked hidden_size_list and
+# activation
 CHECKS = {
     "iters": integer("iters"), "batch_size": integer("batch_size"),
     "hidden_size_list": _hidden_list, "output_size": integer("output_size", minimum=2),
@@ -148,7 +164,7 @@ def resolve(given, ckpt, resume=None):
     for name, check in CHECKS.items():
         value = given[name]
         if ckpt is None:
-            config[name] = check(DEFAULTS[name] if value is None else value)
+            config[name] = check(default(name, config) if value is None else value)
             continue
         try:
             saved = check(ckpt.config[name])

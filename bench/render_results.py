@@ -1,0 +1,256 @@
+"""Render a saved ``fastgrad bench --json`` report into the README's and the docs' tables.
+
+    python bench/render_results.py                  # the newest bench/results/*.json
+    python bench/render_results.py REPORT.json      # a given report
+    python bench/render_results.py --check          # exit 1 if a page differs from the JSON
+
+The block between ``<!-- bench-table:start -->`` and ``<!-- bench-table:end -->``
+in ``README.md`` and ``docs/performance.md`` is rewritten from the report, so no
+figure in those tables is typed by hand: method, threads, median time per
+gradient, speed-up over the book's loop, cost against backprop and the error
+against the book's loop, with the workload above the table and the date, CPU
+and command under it. "Newest" is by the report's ``created`` time stamp.
+Nothing that looks like a file system path is copied from a report: a path
+names someone's machine, not the measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+#: Pages holding a generated block, relative to the repository root.
+PAGES = ("README.md", "docs/performance.md")
+START, END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
+SCHEMA_PREFIX = "fastgrad-bench/"
+
+METHOD_LABELS = {
+    "reference": "`reference` (the book's loop, NumPy)",
+    "jit": "`jit` (compiled forward pass per parameter)",
+    "incremental": "`incremental` (the default)",
+    "backprop": "`backprop` (analytic, NumPy)",
+}
+SIMD_NAMES = {"avx2": "AVX2", "avx512f": "AVX-512F", "avx512_vnni": "AVX-512 VNNI",
+              "avx": "AVX", "sse4_2": "SSE4.2", "fma": "FMA", "neon": "NEON"}
+# an absolute or home-relative path (POSIX or Windows), with a joining word before it
+_PATH = re.compile(r"\s*(?:\b(?:from|in|at|under)\s+)?(?<!\S)(?:~|[A-Za-z]:\\|/)[^\s,;)]*")
+
+
+def load(path):
+    """Return the report saved at ``path``; ``ValueError`` unless it is a fastgrad bench report."""
+    path = Path(path)
+    report = json.loads(path.read_text(encoding="utf-8"))
+    schema = report.get("schema", "") if isinstance(report, dict) else ""
+    if not str(schema).startswith(SCHEMA_PREFIX):
+        raise ValueError(f"{path.name} is not a fastgrad bench report (schema {schema!r})")
+    for key in ("created", "workload", "timings", "environment"):
+        if key not in report:
+            raise ValueError(f"{path.name} has no {key!r}: not a complete bench report")
+    return report
+
+
+def newest(results=RESULTS):
+    """Path of the bench report in ``results`` with the latest ``created`` time stamp."""
+    found = []
+    for path in sorted(Path(results).glob("*.json")):
+        try:
+            report = load(path)
+        except (ValueError, json.JSONDecodeError):
+            continue  # other JSON files (a steps sweep, a training run) are not tables here
+        found.append((datetime.fromisoformat(report["created"]), path))
+    if not found:
+        raise FileNotFoundError(f"no fastgrad bench report (*.json) in {results}")
+    return max(found)[1]
+
+
+def strip_paths(text):
+    """``text`` without anything that looks like a file system path."""
+    return " ".join(_PATH.sub("", text).split())
+
+
+def fmt_seconds(s):
+    """``12.1 s``, ``2.50 ms``, ``294 µs``: three significant digits."""
+    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
+        if s >= scale or unit == "µs":
+            return f"{s / scale:#.3g}".rstrip(".") + f" {unit}"
+    raise AssertionError("unreachable")
+
+
+def fmt_number(x):
+    """``1e-4`` for a small power of ten, else ``%g`` (``0.5``, ``0.0025``, ``128``)."""
+    short = f"{x:.0e}"
+    text = short if 0 < x < 1e-3 and short.startswith("1e") and float(short) == x else f"{x:g}"
+    return re.sub(r"e([+-])0*(\d)", lambda m: f"e{m[1].lstrip('+')}{m[2]}", text)
+
+
+def fmt_ratio(x):
+    """``41,240×``, ``15.8×``, ``2.09×``."""
+    if x >= 100:
+        return f"{x:,.0f}×"
+    return f"{x:.1f}×" if x >= 10 else f"{x:.2f}×"
+
+
+def _threads(row):
+    if row.get("threads") is None:
+        blas = row.get("blas_threads")
+        return f"BLAS {blas}" if blas else "BLAS"
+    return str(row["threads"])
+
+
+def _error(row):
+    err = row.get("max_abs_error")
+    if row["method"] == "reference" or err is None:
+        return "—"
+    text = re.sub(r"e([+-])0+(\d)", r"e\1\2", f"{err:.1e}").replace("e+", "e")
+    return f"{text} (not a finite difference)" if row["method"] == "backprop" else text
+
+
+def _workload(report):
+    w = report["workload"]
+    layers = "-".join(str(n) for n in w["layers"])
+    activation = w.get("activation", "sigmoid")
+    data = strip_paths(str(w.get("description") or w.get("data") or "data not recorded"))
+    tol = report.get("tolerance", {})
+    check = ""
+    if "numerical" in tol:
+        check = (f" Every method was checked against the book's loop before it was timed "
+                 f"(max abs error ≤ {fmt_number(tol['numerical'])}")
+        check += f"; backprop ≤ {fmt_number(tol['analytic'])})." if "analytic" in tol else ")."
+    return (f"{layers} {activation} net ({w['n_params']:,} parameters), batch {w['batch']}: "
+            f"{data}; h = {fmt_number(w['h'])}, float64, seed {w.get('seed', 0)}.{check}")
+
+
+def _machine(report):
+    env = report["environment"]
+    simd = "/".join(SIMD_NAMES.get(s, s.upper()) for s in env.get("simd", []))
+    cpu = env.get("cpu") or "CPU not recorded"
+    cores = env.get("logical_cpus")
+    parts = [cpu + (f" ({simd})" if simd else "")]
+    if cores:
+        parts.append(f"{cores} logical CPUs" + (f", {env['usable_cpus']} usable"
+                                                if env.get("usable_cpus") not in (None, cores)
+                                                else ""))
+    soft = []
+    if env.get("numba"):
+        layer = env.get("threading_layer")
+        soft.append(f"Numba {env['numba']}" + (f" ({layer})" if layer else ""))
+    if env.get("numpy"):
+        soft.append(f"NumPy {env['numpy']}")
+    blas = {}
+    for b in env.get("blas", []):
+        api = {"openblas": "OpenBLAS", "mkl": "MKL"}.get(b.get("internal_api"), "BLAS")
+        blas.setdefault(api, {})[b.get("version", "")] = None
+    soft += [f"{api} {' and '.join(v for v in versions if v)}".strip()
+             for api, versions in blas.items()]
+    if env.get("python"):
+        soft.append(f"Python {env['python']}")
+    load_avg = env.get("load_average")
+    line = ", ".join(parts + soft)
+    if load_avg:
+        line += f"; load average {load_avg[0]:.2f} at the start"
+    return line
+
+
+def _startup(report):
+    rows = report.get("startup") or []
+    parts = []
+    for row in rows:
+        warm, cold = row.get("warm", {}), row.get("cold", {})
+        if "wait_s" in warm and "wait_s" in cold:
+            parts.append(f"`{row['method']}` {fmt_seconds(warm['wait_s'])} with a warm Numba "
+                         f"cache, {fmt_seconds(cold['wait_s'])} compiling")
+    if not parts:
+        return ""
+    return ("Start-up, a fresh process importing fastgrad and taking its first gradient: "
+            + "; ".join(parts) + ".")
+
+
+def render(report, source):
+    """The markdown between the markers for ``report`` (saved at ``source``)."""
+    created = datetime.fromisoformat(report["created"])
+    name = Path(source).resolve()
+    shown = (name.relative_to(ROOT).as_posix() if name.is_relative_to(ROOT) else name.name)
+    command = report.get("command")
+    command = f"`{strip_paths(command)}`" if command else "not recorded in the report"
+    rounds = [r["rounds"] for r in report["timings"] if r.get("rounds")]
+    spread = (f"medians of {min(rounds)} to {max(rounds)} timed rounds" if rounds
+              and min(rounds) != max(rounds) else
+              f"medians of {rounds[0]} timed rounds" if rounds else "medians")
+    lines = [
+        f"<!-- generated by `python bench/render_results.py` from {shown}: do not edit -->",
+        _workload(report),
+        "",
+        "| method | threads | time per gradient | speed-up vs the book's loop "
+        "| cost vs backprop | max abs error vs the book's loop |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in report["timings"]:
+        label = METHOD_LABELS.get(row["method"], f"`{row['method']}`")
+        lines.append(f"| {label} | {_threads(row)} | {fmt_seconds(row['median_s'])} "
+                     f"| {fmt_ratio(row['speedup_vs_reference'])} "
+                     f"| {fmt_ratio(row['cost_vs_backprop'])} | {_error(row)} |")
+    mode = " (`--quick` run)" if report.get("mode") == "quick" else ""
+    lines += [
+        "",
+        f"Measured {created.date().isoformat()}{mode} on {_machine(report)}; {spread}.",
+        f"Command: {command}. Report: `{shown}`.",
+    ]
+    startup = _startup(report)
+    if startup:
+        lines += ["", startup]
+    return "\n".join(lines)
+
+
+def replace_block(text, block, where="text"):
+    """``text`` with the part between the markers replaced by ``block``."""
+    if text.count(START) != 1 or text.count(END) != 1:
+        raise ValueError(f"{where} must hold exactly one {START} ... {END} block")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{block}\n{END}{tail}"
+
+
+def block_of(text, where="text"):
+    """The current content between the markers of ``text``."""
+    if text.count(START) != 1 or text.count(END) != 1:
+        raise ValueError(f"{where} must hold exactly one {START} ... {END} block")
+    return text.split(START, 1)[1].split(END, 1)[0].strip("\n")
+
+
+def main(argv=None):
+    """Rewrite (or with ``--check`` verify) every page's block; return the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("report", nargs="?", help="saved report (default: the newest "
+                        "bench/results/*.json by its 'created' time stamp)")
+    parser.add_argument("--check", action="store_true",
+                        help="change nothing; exit 1 if a page's block differs from the report")
+    args = parser.parse_args(argv)
+    source = Path(args.report) if args.report else newest()
+    block = render(load(source), source)
+    stale = []
+    for page in PAGES:
+        path = ROOT / page
+        text = path.read_text(encoding="utf-8")
+        new = replace_block(text, block, page)
+        if new == text:
+            continue
+        if args.check:
+            stale.append(page)
+        else:
+            path.write_text(new, encoding="utf-8")
+            print(f"rewrote the table in {page}")
+    if stale:
+        print(f"out of date with {source.name}: {', '.join(stale)} "
+              f"(run python bench/render_results.py)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

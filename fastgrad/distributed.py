@@ -397,7 +397,7 @@ class Journal:
 
     def open(self, identity):
         """Write or check the manifest; return ``{(start, stop): values}`` already done."""
-        from fastgrad.checkpoint import atomic_write
+        from fastgrad.files import atomic_write
 
         if self.manifest_path.is_file():
             if not self.resume:
@@ -431,7 +431,7 @@ class Journal:
 
     def save(self, start, stop, values):
         """Store one finished chunk atomically."""
-        from fastgrad.checkpoint import atomic_write
+        from fastgrad.files import atomic_write
 
         atomic_write(self._chunk_path(start, stop), lambda fh: np.save(fh, values))
 

@@ -135,8 +135,9 @@ class StepSweep:
         for c in self.curves:
             trunc, rnd = c.truncation_slope, c.rounding_slope
             rows.append(f"{c.name:<12} best h {c.best_h:.1e} (error {c.best_error:.2e}); "
-                        f"slope {_fmt(trunc)} above 10x best h and {FLOOR_MARGIN:g}x its error, "
-                        f"{_fmt(rnd)} below; "
+                        f"slope {format_slope(trunc)} above 10x best h and "
+                        f"{FLOOR_MARGIN:g}x its error, "
+                        f"{format_slope(rnd)} below; "
                         f"{c.label}")
         return "\n".join(rows)
 
@@ -145,7 +146,8 @@ class StepSweep:
                 "curves": [c.as_dict() for c in self.curves]}
 
 
-def _fmt(slope):
+def format_slope(slope):
+    """A fitted slope as text (``n/a`` when there is none)."""
     return "n/a" if slope is None else f"{slope:+.2f}"
 
 
@@ -328,49 +330,6 @@ def step_sweep(net=None, x=None, t=None, *, steps=None, sample=DEFAULT_SAMPLE, s
     return StepSweep(curves, description, time.perf_counter() - start,
                      {"sample_seed": seed, "threads": threads, "batch": int(x.shape[0]),
                       "layers": layers})
-
-
-def plot_sweep(sweep, path, *, dpi=120):
-    """Draw the curves on log-log axes into a PNG (matplotlib, the ``plot`` extra).
-
-    Marks each curve's best h, and the truncation (slope 2) and rounding
-    (slope -1) sides of the first curve.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from fastgrad.checkpoint import atomic_write
-
-    fig = Figure(figsize=(7.5, 5), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    for c, color in zip(sweep.curves, ("tab:blue", "tab:green", "tab:red", "tab:purple"),
-                        strict=False):
-        shown = np.where(c.errors > 0, c.errors, np.nan)  # log axes cannot show exact zeros
-        ax.loglog(c.steps, shown, "o-", color=color, markersize=3, linewidth=1.2,
-                  label=f"{c.name}: best h {c.best_h:.0e}")
-        ax.loglog([c.best_h], [c.best_error], "*", color=color, markersize=14,
-                  markeredgecolor="black")
-    first = sweep.curves[0]
-    # labels off the curves: below-left of the falling side, above-left of the rising one
-    for side, text, slope, offset in (
-            (first.truncation_side(), "truncation O(h²)", 2, (-30, -90)),
-            (first.rounding_side(), "rounding O(ε/h)", -1, (-40, 40))):
-        errors = first.errors[side]
-        if side.sum() >= 1 and np.any(errors > 0):
-            h0 = float(np.sqrt(first.steps[side].max() * first.steps[side].min()))
-            e0 = float(np.exp(np.mean(np.log(errors[errors > 0]))))
-            ax.annotate(f"{first.name}: {text}\nslope {_fmt(fit_slope(first.steps[side], errors))}"
-                        f" (ideal {slope:+d})", xy=(h0, e0), xytext=offset,
-                        textcoords="offset points", ha="center", fontsize=8,
-                        arrowprops={"arrowstyle": "-", "color": "gray", "linewidth": 0.6})
-    ax.invert_xaxis()  # h shrinks to the right, as one reads the book
-    ax.set(xlabel="step h", ylabel="max |numerical − analytic|")
-    fig.suptitle("central difference error vs step size")
-    ax.set_title(sweep.description, fontsize=7, color="gray")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(loc="lower left", fontsize=8)
-    return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=dpi))
 
 
 # --- the step-free Taylor test ------------------------------------------------------

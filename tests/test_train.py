@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import fastgrad
-from fastgrad import checkpoint, data, inputs, methods, plots
+from fastgrad import checkpoint, data, files, inputs, methods, plots
 from fastgrad import training as train_mod
 from fastgrad.checkpoint import CheckpointError, History
 from fastgrad.cli import main
@@ -400,7 +400,7 @@ def test_atomic_write_on_ctrl_c(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        checkpoint.atomic_write(path, interrupted)
+        files.atomic_write(path, interrupted)
     assert path.read_text() == "old" and os.listdir(tmp_path) == ["f.txt"]
 
 

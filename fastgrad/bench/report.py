@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from fastgrad.bench.validation import SAMPLED_LABEL
-from fastgrad.checkpoint import atomic_write
+from fastgrad.files import atomic_write
 from fastgrad.standard import net_phrase
 from fastgrad.units import format_ratio, format_seconds
 

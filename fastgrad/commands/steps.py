@@ -7,8 +7,8 @@ import sys
 
 import numpy as np
 
-from fastgrad import steps
-from fastgrad.checkpoint import atomic_write
+from fastgrad import plots, steps
+from fastgrad.files import atomic_write
 from fastgrad.standard import standard_workload
 
 
@@ -88,7 +88,7 @@ def run(args) -> int:
         atomic_write(args.json, lambda fh: fh.write(text))
         print(f"\ncurves saved to {args.json}")
     if args.plot:
-        steps.plot_sweep(sweep, args.plot)
+        plots.plot_sweep(sweep, args.plot)
         print(f"plot saved to {args.plot}")
     return 0
 

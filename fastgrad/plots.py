@@ -335,7 +335,8 @@ def plot_sweep(sweep, path, *, dpi=120):
             h0 = float(np.sqrt(first.steps[side].max() * first.steps[side].min()))
             e0 = float(np.exp(np.mean(np.log(errors[errors > 0]))))
             fitted = steps.format_slope(steps.fit_slope(first.steps[side], errors))
-            ax.annotate(f"{first.name}: {text}\nslope {fitted} (ideal {slope:+d})", xy=(h0, e0), xytext=offset,
+            ax.annotate(f"{first.name}: {text}\nslope {fitted} (ideal {slope:+d})",
+                        xy=(h0, e0), xytext=offset,
                         textcoords="offset points", ha="center", fontsize=8,
                         arrowprops={"arrowstyle": "-", "color": "gray", "linewidth": 0.6})
     ax.invert_xaxis()  # h shrinks to the right, as one reads the book

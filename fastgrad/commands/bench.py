@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fastgrad.commands.args import add_network_arguments, sample_arg
+from fastgrad.commands.args import add_network_arguments, hidden_widths, sample_arg
 from fastgrad.methods import METHODS
 from fastgrad.standard import DATA_CHOICES
 
@@ -130,6 +130,7 @@ def run(args) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    args.hidden = hidden_widths(args)
     if any(v < 1 for v in args.hidden):
         raise ValueError(f"--hidden widths must be at least 1, got {args.hidden}")
     if args.targets is None and (args.jit_batch is not None or args.baseline or args.training):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from fastgrad import config, distributed
-from fastgrad.commands.args import add_network_arguments, sample_arg
+from fastgrad.commands.args import add_network_arguments, hidden_widths, sample_arg
 from fastgrad.compare import REL_FLOOR
 from fastgrad.methods import METHODS, jit_first_layer
 from fastgrad.standard import describe, standard_workload
@@ -50,8 +50,8 @@ def register(subparsers):
 
 
 def run(args) -> int:
-    work = standard_workload(args.batch, args.hidden, args.seed, args.dataset, args.data_dir,
-                             synthetic=args.synthetic, activation=args.activation,
+    work = standard_workload(args.batch, hidden_widths(args), args.seed, args.dataset,
+                             args.data_dir, synthetic=args.synthetic, activation=args.activation,
                              weight_init=args.weight_init, weight_decay=args.weight_decay)
     net = work.net
     n_params = sum(v.size for v in net.params.values())

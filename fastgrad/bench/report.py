@@ -254,11 +254,18 @@ def check_comparable(baseline, workload):
 
 
 def newest_report(folder=RESULTS):
-    """The saved report in ``folder`` whose name sorts last (names carry the date), or None.
+    """The newest bench report in ``folder`` (by its ``created`` time stamp), or None.
 
-    ``folder`` defaults to ``bench/results`` under the current directory: run
-    from a checkout's root, the reports saved there.
+    Files of other kinds (other benchmarks' JSON) are passed over. ``folder``
+    defaults to ``bench/results`` under the current directory: run from a
+    checkout's root, the reports saved there.
     """
     folder = Path(folder)
-    found = sorted(folder.glob("*.json")) if folder.is_dir() else []
-    return found[-1] if found else None
+    found = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            report = load_json(path)
+        except (ValueError, OSError):
+            continue
+        found.append((str(report.get("created", "")), path.name, path))
+    return max(found)[2] if found else None

@@ -92,9 +92,12 @@ def test_newest_report_is_found_under_the_current_directory(tmp_path, monkeypatc
     assert newest_report() is None  # no bench/results here
     folder = tmp_path / "bench" / "results"
     folder.mkdir(parents=True)
-    for name in ("a-2026-01-01.json", "a-2026-02-01.json", "notes.txt"):
-        (folder / name).write_text("{}")
-    assert newest_report() == folder.relative_to(tmp_path) / "a-2026-02-01.json"
+    for name, created in (("b-old.json", "2026-02-01T00:00:00+00:00"),
+                          ("a-new.json", "2026-03-01T00:00:00+00:00")):
+        (folder / name).write_text(json.dumps({"schema": SCHEMA, "created": created}))
+    (folder / "z-other-benchmark.json").write_text(json.dumps({"rows": []}))  # not a report
+    (folder / "notes.txt").write_text("{}")
+    assert newest_report() == folder.relative_to(tmp_path) / "a-new.json"
     assert newest_report(RESULTS).parent == RESULTS  # the checkout's own, by argument
 
 

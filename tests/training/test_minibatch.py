@@ -112,7 +112,7 @@ def test_training_from_the_csr_is_bitwise_training_from_dense_rows(monkeypatch, 
 THREADS_SCRIPT = """
 import numpy as np
 import fastgrad
-from tests.test_minibatch import _images
+from tests.training.test_minibatch import _images
 x = _images(300, 20, seed=10, dtype=np.float32)
 t = np.random.default_rng(11).integers(0, 4, size=300)
 runs = [fastgrad.train(((x, t), (x[:30], t[:30])), iters=8, batch_size=30, output_size=4,

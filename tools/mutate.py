@@ -44,9 +44,10 @@ class Mutation:
 
 
 W = ("tests/test_witness.py", "tests/test_methods.py")
-T = ("tests/test_train_update.py",)
-OPT = ("tests/test_optimizers.py",)  # each rule, NumPy and compiled, bitwise the book's
-BATCH = ("tests/test_minibatch.py",)  # the per-step kernels against NumPy and the reference
+T = ("tests/training/test_update.py",)
+OPT = ("tests/training/test_optimizers.py",)  # each rule, NumPy and compiled, bitwise the book's
+# the per-step kernels against NumPy and the reference
+BATCH = ("tests/training/test_minibatch.py",)
 CHECK = ("tests/test_check.py",)
 MUTATIONS = [
     Mutation("incremental: m2 moment scaled 1/3 instead of 1/2", "fastgrad/kernels/incremental.py",

@@ -95,7 +95,7 @@ THREADS_SCRIPT = """
 import numpy as np
 from fastgrad import compute_gradient
 from fastgrad.methods import force_jit_path
-from tests.test_jit_paths import batch, params_of
+from tests.kernels.test_layers import batch, params_of
 for sizes, activation in (([40, 50, 10], "sigmoid"), ([40, 13, 9, 7, 10], "relu")):
     params = params_of(sizes, 1)
     x = batch(sizes[0], 10, 0.5, 2)

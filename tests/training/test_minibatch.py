@@ -112,7 +112,7 @@ def test_training_from_the_csr_is_bitwise_training_from_dense_rows(monkeypatch, 
 THREADS_SCRIPT = """
 import numpy as np
 import fastgrad
-from tests.test_minibatch import _images
+from tests.training.test_minibatch import _images
 x = _images(300, 20, seed=10, dtype=np.float32)
 t = np.random.default_rng(11).integers(0, 4, size=300)
 runs = [fastgrad.train(((x, t), (x[:30], t[:30])), iters=8, batch_size=30, output_size=4,
@@ -140,3 +140,15 @@ def test_training_takes_any_real_image_dtype(dtype):
     same = x.astype(dtype).astype(np.float64)
     want = fastgrad.train(((same, t), (same[:10], t[:10])), **kwargs)
     assert got.losses.tobytes() == want.losses.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8])
+def test_minibatch_gather_is_fancy_indexing(dtype):
+    from fastgrad.training.minibatch import gather
+
+    x = (np.random.default_rng(3).random((50, 7)) * 200).astype(dtype)
+    pick = np.random.default_rng(4).integers(0, 50, size=13)
+    for threads in (1, 2):
+        got = gather(x, pick, threads)
+        assert got.dtype == np.float64 and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, x[pick].astype(np.float64))

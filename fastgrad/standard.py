@@ -243,3 +243,74 @@ def standard_workload(batch=100, hidden=50, seed=0, dataset="mnist", data_dir=No
     x, t = synthetic_batch(batch, seed=seed, density=density)
     return StandardWorkload(net, x, t, f"synthetic (seed {seed}, {dataset}-like range and "
                                        f"sparsity; no local {dataset} test files)")
+
+
+@dataclass
+class ConvWorkload:
+    """A seeded convolutional net, a batch of images ``(N, 1, 28, 28)`` and their source."""
+
+    net: object  # fastgrad.convnet.SimpleConvNet
+    x: np.ndarray
+    t: np.ndarray
+    source: str  # where the batch came from, for reports
+
+    @property
+    def real(self) -> bool:
+        return not self.source.startswith("synthetic")
+
+
+def describe_conv(net):
+    """``conv 30x5x5 (pad 0, stride 1) -> pool -> 100 -> 10``: a convnet in one phrase."""
+    filters, channels, size, _ = net.params["W1"].shape
+    hidden, classes = net.params["W3"].shape
+    return (f"conv {filters}x{size}x{size} (pad {net.conv.pad}, stride {net.conv.stride}) "
+            f"-> relu -> pool -> {hidden} relu -> {classes}, input "
+            f"{'x'.join(map(str, net.input_dim))}")
+
+
+def standard_conv_workload(batch=100, hidden=100, conv_param=None, seed=0, dataset="mnist",
+                           data_dir=None, synthetic=False):
+    """Build chapter 7's seeded ``SimpleConvNet`` and its batch of images.
+
+    Parameters
+    ----------
+    batch : int
+        Batch size.
+    hidden : int
+        Width of the hidden affine layer (the book's 100 by default).
+    conv_param : dict, optional
+        The book's ``filter_num``, ``filter_size``, ``pad``, ``stride``
+        (default 30 filters of 5x5, pad 0, stride 1).
+    seed : int
+        Seed of the weights (and of synthetic data).
+    dataset : {"mnist", "fashion"}
+        Test images of MNIST or Fashion-MNIST.
+    data_dir : path, optional
+        Folder with the test files; required to exist when given.
+    synthetic : bool
+        Skip real data even if present.
+
+    Returns
+    -------
+    ConvWorkload
+        ``x`` is ``(batch, 1, 28, 28)``: the first test images, or the seeded
+        synthetic stand-in of :func:`synthetic_batch` reshaped; ``source`` says
+        which (starting with "synthetic" for the stand-in).
+    """
+    from fastgrad.convnet import SimpleConvNet
+
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise ValueError(f"batch must be a positive integer, got {batch!r}")
+    if dataset not in ("mnist", "fashion"):
+        raise ValueError(f"dataset must be 'mnist' or 'fashion' for the convnet, got {dataset!r}")
+    net = SimpleConvNet((1, 28, 28), conv_param, hidden, 10, seed=seed)
+    found = None if synthetic else real_batch(batch, dataset, data_dir)
+    if found is not None:
+        x, t, source = found
+    else:
+        density = FASHION_DENSITY if dataset == "fashion" else MNIST_DENSITY
+        x, t = synthetic_batch(batch, seed=seed, density=density)
+        source = (f"synthetic (seed {seed}, {dataset}-like range and sparsity; no local "
+                  f"{dataset} test files)")
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), 1, 28, 28)
+    return ConvWorkload(net, x, np.asarray(t), source)

@@ -247,8 +247,7 @@ def _masked(grads, like):
     return {k: np.where(np.isnan(like[k]), np.nan, grads[k]) for k in like}
 
 
-
-def excused_at_kinks(params, x, labels, h, arch, reference, exact, tol):
+def excused_at_kinks(params, x, labels, h, arch, reference, exact, tol, loss_fn=None):
     """Per tensor, the entries whose central difference may differ from the derivative.
 
     A step of +-h that moves a ReLU unit across zero (a kink) makes the central
@@ -257,12 +256,17 @@ def excused_at_kinks(params, x, labels, h, arch, reference, exact, tol):
     (the book's loss at ``+-h`` and ``+-h/2``): it is excused when its one-sided
     differences show a kink, or when the difference is within the finite
     difference's estimated error; an entry that is simply wrong is not.
+    ``loss_fn(params)`` is the loss evaluated (default: the fully connected
+    net's book loss on ``x``, ``labels`` and ``arch``).
     """
     from fastgrad.gradcheck import KINK, NOISE, OFFSETS, assess
     from fastgrad.reference import loss
 
+    if loss_fn is None:
+        def loss_fn(p):
+            return loss(p, x, labels, *arch)
     work = {k: np.array(v, dtype=np.float64, copy=True) for k, v in params.items()}
-    center = loss(work, x, labels, *arch)
+    center = loss_fn(work)
     out = {}
     for name in reference:
         diff = np.abs(np.nan_to_num(reference[name] - exact[name], nan=0.0))
@@ -274,7 +278,7 @@ def excused_at_kinks(params, x, labels, h, arch, reference, exact, tol):
             try:
                 for j, c in enumerate(OFFSETS):
                     flat[p] = original + c * h
-                    values[q, j] = loss(work, x, labels, *arch)
+                    values[q, j] = loss_fn(work)
             finally:
                 flat[p] = original
         mask = np.zeros(reference[name].shape, dtype=bool)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from fastgrad import standard
 from fastgrad.network import MultiLayerNet
@@ -31,3 +32,19 @@ def test_standard_workload_names_its_source():
     assert isinstance(w, standard.StandardWorkload) and not w.real
     assert w.source.startswith("synthetic (seed 0, mnist-like")
     assert w.x.shape == (4, 784) and w.net.sizes == [784, 3, 10]
+
+
+def test_standard_conv_workload_is_seeded_images_and_names_its_source():
+    from fastgrad.standard import describe_conv, standard_conv_workload
+
+    a = standard_conv_workload(4, hidden=5, conv_param={"filter_num": 3, "filter_size": 3,
+                                                        "pad": 0, "stride": 1}, synthetic=True)
+    b = standard_conv_workload(4, hidden=5, conv_param={"filter_num": 3, "filter_size": 3,
+                                                        "pad": 0, "stride": 1}, synthetic=True)
+    assert a.x.shape == (4, 1, 28, 28) and a.x.dtype == np.float64
+    assert a.source.startswith("synthetic") and not a.real
+    assert np.array_equal(a.x, b.x) and np.array_equal(a.net.params["W1"], b.net.params["W1"])
+    assert a.net.params["W1"].shape == (3, 1, 3, 3) and a.net.params["W3"].shape == (5, 10)
+    assert describe_conv(a.net).startswith("conv 3x3x3 (pad 0, stride 1)")
+    with pytest.raises(ValueError, match="batch"):
+        standard_conv_workload(0)

@@ -164,6 +164,9 @@ def format_report(report):
     out += [""] + [f"note: {n}" for n in report["notes"]]
     out.append(f"{'all methods agree with the reference' if report['ok'] else 'VALIDATION FAILED'}"
                f"; {report.get('wall_s', 0):.0f} s in all")
+    if report.get("small_net"):  # jit of a net too big for it, on a small one
+        out += ["", "jit on the small net (its own reference and backprop):", "",
+                format_report(report["small_net"])]
     return "\n".join(out)
 
 

@@ -37,12 +37,17 @@ from fastgrad.bench.validation import (
     compute_reference,
     validate,
 )
-from fastgrad.bench.workload import load_workload
+from fastgrad.bench.workload import load_conv_workload, load_workload
 from fastgrad.methods import METHODS, check_method
 from fastgrad.units import format_ratio, format_seconds
+from fastgrad.validate_conv import jit_fits
 
 #: Baselines of the ratio columns; always measured.
 BASELINES = ("reference", "backprop")
+
+#: The convnet ``jit`` is timed on when the user's is too big for it (under 20,000
+#: parameters at the book's 5x5 filters): 4 filters, hidden width 10.
+SMALL_CONVNET = {"hidden": 10, "conv_param": {"filter_num": 4, "filter_size": 5}}
 
 # Rounds policy: (repeats, seconds budget per row, min rounds, seconds per round).
 FULL = (5, 20.0, 2, 0.2)
@@ -57,7 +62,7 @@ def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=N
                   quick=False, verify_only=False, compile_time=True, data="mnist",
                   data_dir=None, synthetic=False, blas_threads=None, baseline=None,
                   activation="sigmoid", weight_init=None, weight_decay=0.0, sample="auto",
-                  phase_profile=True, log=_silent):
+                  phase_profile=True, net="mlp", conv_param=None, log=_silent):
     """Validate, then time, every method; return the report dict.
 
     Parameters
@@ -93,6 +98,14 @@ def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=N
     phase_profile : bool
         Profile each compiled method's phases at one thread (serial fraction,
         Amdahl projection).
+    net : {"mlp", "convnet"}
+        The fully connected net of ``hidden``, or chapter 7's SimpleConvNet
+        (hidden width ``hidden``, convolution ``conv_param``; its reference
+        runs on every conv parameter and ``sample`` entries of each other
+        tensor, scaled to every parameter). ``jit`` cannot be sampled: on a
+        convnet above :data:`fastgrad.validate_conv.JIT_MAX_PARAMS` it is
+        measured on :data:`SMALL_CONVNET` instead, as the report's
+        ``small_net`` (a whole report of that net); start-up is not measured.
     blas_threads : int or None
         BLAS threads of the NumPy methods (None: the BLAS's own choice); the
         compiled methods always run with one.
@@ -123,9 +136,24 @@ def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=N
     def say(msg):
         log(f"[{time.perf_counter() - start:6.1f} s] {msg}")
 
-    workload = load_workload(hidden, batch, data=data, data_dir=data_dir, synthetic=synthetic,
-                             activation=activation, weight_init=weight_init,
-                             weight_decay=weight_decay)
+    small_net = None
+    if net == "convnet":
+        workload = load_conv_workload(hidden, batch, conv_param, data=data, data_dir=data_dir,
+                                      synthetic=synthetic)
+        compile_time = False  # the start-up subprocesses build the fully connected net
+        if "jit" in names and not jit_fits(workload.params):
+            names.remove("jit")
+            small_net = run_benchmark(
+                ["jit"], threads, hidden=SMALL_CONVNET["hidden"], batch=batch,
+                repeats=repeats, quick=quick, verify_only=verify_only, compile_time=False,
+                data=data, data_dir=data_dir, synthetic=synthetic, blas_threads=blas_threads,
+                sample=sample, phase_profile=False, net="convnet",
+                conv_param={**SMALL_CONVNET["conv_param"], "pad": workload.conv.pad,
+                            "stride": workload.conv.stride}, log=log)
+    else:
+        workload = load_workload(hidden, batch, data=data, data_dir=data_dir,
+                                 synthetic=synthetic, activation=activation,
+                                 weight_init=weight_init, weight_decay=weight_decay)
     if baseline is not None:
         check_comparable(baseline, workload.as_dict())
     say(f"workload {workload.label()}, {workload.n_params:,} params: {workload.description}")
@@ -169,6 +197,14 @@ def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=N
     report["environment"]["dense_min_density"] = dense_threshold()
     report["ok"] = (all(v["ok"] for v in report["validation"])
                     and all(t["ok"] for t in report["timings"]))
+    if small_net is not None:
+        report["small_net"] = small_net
+        report["ok"] = report["ok"] and small_net["ok"]
+        report["notes"].append(
+            f"jit runs a full forward pass per parameter ({workload.n_params:,} here: hours) "
+            "and cannot be sampled: it is measured on the small net of 'small_net' "
+            f"({small_net['workload']['n_params']:,} parameters), with its own reference "
+            "and backprop")
     report["wall_s"] = time.perf_counter() - start
     return report
 
@@ -254,7 +290,10 @@ def _time_all(report, names, counts, workload, ref, checked, quick, repeats, bla
     if ref.sampled:
         report["notes"].append(
             f"reference ({SAMPLED_LABEL}): the book's loop ran on {ref.entries:,} "
-            f"seeded entries ({ref.sample} per tensor) and each round is scaled by "
+            f"seeded entries ("
+            + ("every conv parameter and " if workload.net == "convnet" else "")
+            + f"{ref.sample} per {'other ' * (workload.net == 'convnet')}tensor) and "
+            "each round is scaled by "
             f"{ref.n_params:,} / {ref.entries:,} (every entry costs the same two forward "
             "passes; --sample all runs the full loop, which takes minutes on big nets). "
             "Other methods are validated on those entries")

@@ -101,7 +101,7 @@ def time_method(method, workload, threads=None, repeats=5, *, warmup=1, budget_s
     w = workload
 
     def call():
-        return entry.func(w.params, w.x, w.labels, w.h, threads or 1, w.arch)
+        return w.gradient_func(entry)(w.params, w.x, w.labels, w.h, threads or 1, w.arch)
 
     with blas_limits(1 if entry.compiled else blas_threads) as blas:
         times, result, estimate = [], None, None
@@ -268,7 +268,7 @@ def time_interleaved(method, workload, counts, repeats=5, *, warmup=1, budget_s=
     w = workload
 
     def call(t):
-        return lambda: entry.func(w.params, w.x, w.labels, w.h, t, w.arch)
+        return lambda: w.gradient_func(entry)(w.params, w.x, w.labels, w.h, t, w.arch)
 
     def ceil(t):
         return lambda: run_ceiling(t)
@@ -329,5 +329,5 @@ def profile_phases(method, workload, repeats=5):
         raise ValueError(f"profile_phases needs a compiled method, got {method!r}")
     w = workload
     with blas_limits(1):
-        return phases.profile(entry.func, (w.params, w.x, w.labels, w.h, 1, w.arch),
+        return phases.profile(w.gradient_func(entry), (w.params, w.x, w.labels, w.h, 1, w.arch),
                               repeats, method)

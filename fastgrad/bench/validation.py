@@ -26,6 +26,7 @@ from fastgrad.validate import (
     reference_gradient,
     resolve_sample,
 )
+from fastgrad.validate_conv import conv_reference_gradient, resolve_conv_sample
 
 #: Largest max-abs difference from the reference a central-difference method
 #: may show (the same as ``fastgrad check``).
@@ -83,6 +84,10 @@ def run_reference(workload, sample, seed):
     every entry; else the entries per tensor, NaN elsewhere).
     """
     t0 = time.perf_counter()
+    if workload.net == "convnet":
+        grad = conv_reference_gradient(workload.params, workload.x, workload.labels,
+                                       workload.h, workload.conv, sample, seed)
+        return grad, time.perf_counter() - t0
     grad = reference_gradient(workload.params, workload.x, workload.labels, workload.h,
                               workload.arch, sample, seed)
     return grad, time.perf_counter() - t0
@@ -107,7 +112,8 @@ def compute_reference(workload, blas_threads=None, sample="auto", seed=0):
     -------
     Reference
     """
-    sample = resolve_sample(sample, workload.params)
+    sample = (resolve_conv_sample(sample) if workload.net == "convnet"
+              else resolve_sample(sample, workload.params))
     with blas_limits(blas_threads):
         grad, seconds = run_reference(workload, sample, seed)
     entries = sum(int(np.count_nonzero(~np.isnan(g))) for g in grad.values())
@@ -192,6 +198,6 @@ def validate(method, workload, ref, threads=None, tol=None, blas_threads=None):
     w = workload
     with blas_limits(1 if entry.compiled else blas_threads):
         t0 = time.perf_counter()
-        grad = entry.func(w.params, w.x, w.labels, w.h, threads or 1, w.arch)
+        grad = w.gradient_func(entry)(w.params, w.x, w.labels, w.h, threads or 1, w.arch)
         seconds = time.perf_counter() - t0
     return Validation(method, threads, check_gradient(method, grad, ref, w, seconds, tol), grad)

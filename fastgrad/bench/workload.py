@@ -70,8 +70,17 @@ class Workload:
         """Short text such as ``784-50-10 sigmoid, batch 100``."""
         return f"{self.net_label()}, batch {self.batch}"
 
+    #: "mlp" (chapters 4-6) or "convnet" (chapter 7's SimpleConvNet)
+    net = "mlp"
+
+    def gradient_func(self, entry):
+        """The registry ``entry``'s function for this net, called ``(params, x, labels, h,
+        threads, arch, timer=...)``."""
+        return entry.func
+
     def as_dict(self):
-        return {"layers": list(self.layers), "batch": self.batch, "n_params": self.n_params,
+        return {"net": self.net, "layers": list(self.layers), "batch": self.batch,
+                "n_params": self.n_params,
                 "h": self.h, "seed": self.seed, "data": self.data,
                 "activation": self.arch.activation, "weight_decay": self.arch.weight_decay,
                 "weight_init": self.weight_init, "density": self.density,
@@ -117,3 +126,50 @@ def load_workload(hidden=50, batch=100, *, data="mnist", data_dir=None, syntheti
     kind = data if work.real else "synthetic" if data == "mnist" else f"synthetic {data}"
     return Workload(params, x, labels, inputs.check_h(h), kind, work.source, seed,
                     work.net.arch, weight_init)
+
+
+@dataclass(frozen=True, eq=False)
+class ConvWorkload(Workload):
+    """Chapter 7's SimpleConvNet problem: ``arch`` is the ReLU of its upper layers and
+    ``conv`` its :class:`fastgrad.convarch.ConvArch`."""
+
+    conv: object = None
+    net = "convnet"
+
+    @property
+    def layers(self):
+        filters, channels, size, _ = self.params["W1"].shape
+        return (f"{channels}x{self.x.shape[2]}x{self.x.shape[3]}",
+                f"conv{filters}x{size}x{size}p{self.conv.pad}s{self.conv.stride}",
+                self.params["W3"].shape[0], self.params["W3"].shape[1])
+
+    def gradient_func(self, entry):
+        conv = self.conv
+
+        def call(params, x, labels, h, threads, _arch, timer=None):
+            kw = {} if timer is None else {"timer": timer}
+            return entry.conv_func(params, x, labels, h, threads, conv, **kw)
+
+        return call
+
+    def net_label(self):
+        return "-".join(map(str, self.layers)) + " relu (SimpleConvNet)"
+
+    @property
+    def key(self):
+        return ("convnet", *super().key)
+
+
+def load_conv_workload(hidden=100, batch=100, conv_param=None, *, data="mnist", data_dir=None,
+                       synthetic=False, seed=0, h=1e-4):
+    """Chapter 7's benchmark problem: :func:`fastgrad.standard.standard_conv_workload`,
+    validated by :func:`fastgrad.convarch.check_conv_batch` once, outside every timing."""
+    from fastgrad.convarch import check_conv_batch
+    from fastgrad.standard import standard_conv_workload
+
+    work = standard_conv_workload(batch, hidden, conv_param, seed, data, data_dir,
+                                  synthetic=synthetic)
+    params, x, labels, _ = check_conv_batch(work.net.params, work.x, work.t, work.net.conv)
+    kind = data if work.real else "synthetic" if data == "mnist" else f"synthetic {data}"
+    return ConvWorkload(params, x, labels, inputs.check_h(h), kind, work.source, seed,
+                        Arch("relu", 0.0), 0.01, conv=work.net.conv)

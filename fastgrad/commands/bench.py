@@ -6,7 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from fastgrad.commands.args import add_network_arguments, hidden_widths, sample_arg
+from fastgrad.commands.args import (
+    add_net_kind_arguments,
+    add_network_arguments,
+    conv_param,
+    hidden_widths,
+    sample_arg,
+)
 from fastgrad.methods import METHODS
 from fastgrad.standard import DATA_CHOICES
 
@@ -28,7 +34,12 @@ def register(subparsers):
                     "the 1-thread phase profile (serial fraction, Amdahl projection) and "
                     "start-up (compile) time. Exit status 1 if a method fails validation "
                     "or, with --compare, regresses by more than 25% beyond the noise of "
-                    "its rounds.")
+                    "its rounds. --net convnet times chapter 7's SimpleConvNet: the book's "
+                    "loop on every conv parameter and --sample entries per other tensor, "
+                    "scaled to every parameter; jit, which cannot be sampled, on a net of "
+                    "4 filters and hidden width 10 when the given one has over 20,000 "
+                    "parameters.")
+    add_net_kind_arguments(p)
     p.add_argument("--methods", nargs="+", choices=list(METHODS), metavar="METHOD",
                    help="methods to run (default: all); reference and backprop, the baselines "
                         f"of the ratios, always run. Choices: {', '.join(METHODS)}")
@@ -131,6 +142,8 @@ def run(args) -> int:
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     args.hidden = hidden_widths(args)
+    if args.net == "convnet":
+        return _run_convnet(args)
     if any(v < 1 for v in args.hidden):
         raise ValueError(f"--hidden widths must be at least 1, got {args.hidden}")
     if args.targets is None and (args.jit_batch is not None or args.baseline or args.training):
@@ -176,6 +189,34 @@ def run(args) -> int:
         if any(r["regression"] for r in comparison["rows"]):
             status = 1
     return status
+
+
+def _run_convnet(args):
+    from fastgrad.bench.report import check_output_path, format_report, save_json
+    from fastgrad.bench.run import run_benchmark
+
+    unsupported = {"targets": None, "compare": None, "plot": None, "activation": "sigmoid",
+                   "weight_init": None, "weight_decay": 0.0, "jit_batch": None,
+                   "baseline": None, "training": False}
+    for name, default in unsupported.items():
+        if getattr(args, name) != default:
+            raise ValueError(f"--{name.replace('_', '-')} is not available with --net convnet")
+    if args.data == "dense":
+        raise ValueError("--data dense is not available with --net convnet: mnist or fashion")
+    if args.json:
+        check_output_path(args.json, "--json")
+    report = run_benchmark(
+        args.methods, args.threads, hidden=args.hidden, batch=args.batch, repeats=args.repeats,
+        quick=args.quick, verify_only=args.verify_only, compile_time=False, data=args.data,
+        data_dir=args.data_dir, synthetic=args.synthetic,
+        blas_threads=None if args.blas_threads is _DEFAULT else args.blas_threads,
+        sample=args.sample, phase_profile=args.phases, net="convnet",
+        conv_param=conv_param(args), log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    print(format_report(report))
+    if args.json:
+        save_json(report, args.json)
+        print(f"report saved to {args.json}")
+    return 0 if report["ok"] else 1
 
 
 def _run_targets(args):

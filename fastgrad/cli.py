@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the process exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # the command line as typed, for reports that say how they were made
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return int(args.func(args) or 0)
     except (ValueError, TypeError, FileNotFoundError, OSError) as exc:

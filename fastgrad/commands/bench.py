@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -173,7 +174,7 @@ def run(args) -> int:
     print(format_report(report))
     status = 0 if report["ok"] else 1
     if args.json:
-        save_json(report, args.json)
+        save_json(with_command(report, args), args.json)
         print(f"report saved to {args.json}")
     if args.plot:
         try:
@@ -214,7 +215,7 @@ def _run_convnet(args):
         conv_param=conv_param(args), log=lambda msg: print(msg, file=sys.stderr, flush=True))
     print(format_report(report))
     if args.json:
-        save_json(report, args.json)
+        save_json(with_command(report, args), args.json)
         print(f"report saved to {args.json}")
     return 0 if report["ok"] else 1
 
@@ -245,6 +246,14 @@ def _run_targets(args):
         training=args.training, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     print(format_targets(report))
     if args.json:
-        save_json(report, args.json)
+        save_json(with_command(report, args), args.json)
         print(f"report saved to {args.json}")
     return 0 if report["ok"] else 1
+
+
+def with_command(report, args):
+    """``report`` with the command line that made it (``fastgrad bench ...``)."""
+    argv = getattr(args, "argv", None)
+    if argv is not None:
+        report["command"] = shlex.join(["fastgrad", *argv])
+    return report

@@ -161,3 +161,10 @@ def test_help_names_the_default_targets_file(capsys):
     help_text = " ".join(capsys.readouterr().out.split())
     assert f"(default: {DEFAULT_FILE.as_posix()} under the current directory" in help_text
     assert "issue" not in help_text
+
+
+def test_saved_report_names_its_command(quick_report):
+    _, d = quick_report
+    report = json.loads((d / "r.json").read_text())
+    assert report["command"].startswith("fastgrad bench --quick ")
+    assert "--json" in report["command"]

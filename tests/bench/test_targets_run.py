@@ -56,7 +56,9 @@ def test_targets_report_marks_each_level(tiny_targets, tmp_path, monkeypatch, ca
     assert "targets (bench/targets.toml); met = the best level reached (stretch, must)" in out
     assert "no slower" in out and "faster" in out and "projected speed-up" in out
     # the targets measured elsewhere are listed with what measures them
-    assert len(report["not_measured_here"]) == 3 and "--targets --training" in out
+    unmeasured = report["not_measured_here"]
+    assert len(unmeasured) == 7 and "--targets --training" in out
+    assert sum("--net convnet" in t for t in unmeasured) == 4  # the convnet's, by its bench
     assert "bench/training_overhead.py" in out
 
 

@@ -61,7 +61,6 @@ from fastgrad.kernels.layers import (
     RELU,
     activate,
     bias,
-    dense_affine,
     offsets,
     pack_all,
     packed_offsets,
@@ -74,6 +73,8 @@ CRITICAL = 4
 MARGIN_SHARE = 0.5
 #: Samples per block of the batched forward pass and of the per-sample passes.
 BLOCK = 8
+#: Inputs of one (unit, sample) whose losses are recomputed from scratch together.
+PENDING = 16
 _F3 = 1.0 / 6.0
 _F4 = 1.0 / 24.0
 _F5 = 1.0 / 120.0
@@ -127,24 +128,50 @@ def _poly_diff(coef, d_p, d_m, y_row, t, m0, a_base):
 
 
 @njit(**JIT_OPTIONS)
-def _upper_loss(theta, sizes, w_off, b_off, act, pre_n, layer, j, d, label, cur, nxt):
-    """Loss of one sample with hidden unit ``j`` of ``layer`` moved by ``d``, from scratch.
+def _upper_losses(theta, sizes, w_off, b_off, p_off, packed, act, pre_n, layer, j, ds, n_rows,
+                  label, cur, nxt, losses):
+    """``losses[r]``, ``r < n_rows``: the sample's loss with hidden unit ``j`` of ``layer``
+    moved by ``ds[r]``, from scratch.
 
     ``pre_n`` holds the sample's unperturbed pre-activations (row ``l`` =
-    layer ``l``); the layers above ``layer`` are recomputed as the reference does.
+    layer ``l``); the layers above ``layer`` are recomputed as the reference
+    does, all rows through each layer together by the register-blocked
+    :func:`dense.affine_packed`.
     """
     count = sizes.size - 1
     W = weight(theta, sizes, w_off, layer + 1)
-    for k in range(sizes[layer + 2]):
-        cur[k] = pre_n[layer + 1, k] + d * W[j, k]
-    for m in range(layer + 2, count):
-        width = sizes[m]
+    width = sizes[layer + 2]
+    Z = cur[:n_rows * width].reshape((n_rows, width))
+    for r in range(n_rows):
         for k in range(width):
-            cur[k] = activate(cur[k], act)
-        dense_affine(cur[:width], weight(theta, sizes, w_off, m), bias(theta, sizes, b_off, m),
-                     nxt[:sizes[m + 1]])
+            Z[r, k] = pre_n[layer + 1, k] + ds[r] * W[j, k]
+    for m in range(layer + 2, count):
+        n_in, n_m = sizes[m], sizes[m + 1]
+        for r in range(n_rows):
+            for k in range(n_in):
+                Z[r, k] = activate(Z[r, k], act)
+        out = nxt[:n_rows * n_m].reshape((n_rows, n_m))
+        affine_packed(Z, packed[p_off[m]:p_off[m] + packed_size(n_in, n_m)],
+                      bias(theta, sizes, b_off, m), out)
+        Z = out
         cur, nxt = nxt, cur
-    return -sample_log_prob(cur[:sizes[count]], label)
+    for r in range(n_rows):
+        losses[r] = -sample_log_prob(Z[r], label)
+
+
+@njit(**JIT_OPTIONS)
+def _flush_pending(theta, sizes, w_off, b_off, p_off, packed, act, pre_n, layer, j, pend_d,
+                   pend_col, n_pend, label, cur, nxt, losses, sums, row, bias_at):
+    """Add ``L(+) - L(-)`` of the pending inputs (moves ``pend_d[2e]``, ``pend_d[2e+1]``),
+    recomputed from scratch, to their sums (column -1: the bias)."""
+    _upper_losses(theta, sizes, w_off, b_off, p_off, packed, act, pre_n, layer, j, pend_d,
+                  2 * n_pend, label, cur, nxt, losses)
+    for e in range(n_pend):
+        diff = losses[2 * e] - losses[2 * e + 1]
+        if pend_col[e] >= 0:
+            sums[row + pend_col[e]] += diff
+        else:
+            sums[bias_at] += diff
 
 
 @njit(inline="always", **JIT_OPTIONS)
@@ -199,11 +226,32 @@ def _next_layer_loss(theta, sizes, w_off, pre_n, mu_n, spec, colmax, dirs_n, uni
     return _vector_shift_loss(pre_n[count - 1, :sizes[count]], shift, t)
 
 
+@njit(**JIT_OPTIONS)
+def interleaved_units(unit_off):
+    """The hidden units in an order that mixes the layers evenly (unit ``j`` of a layer of
+    width ``H`` sits at ``(j + 1/2) / H``; ties by layer).
+
+    Units of different layers cost differently (the first layer reads CSR
+    pixels, the top one also owns the output weights); ``prange`` hands each
+    thread a contiguous share of the iterations, so in this order every share
+    gets a like mix. Which thread sums a unit does not change its sums.
+    """
+    n_hidden = unit_off.size - 1
+    n_units = unit_off[n_hidden]
+    key = np.empty(n_units)
+    for layer in range(n_hidden):
+        width = unit_off[layer + 1] - unit_off[layer]
+        for j in range(width):
+            key[unit_off[layer] + j] = (j + 0.5) / width
+    return np.argsort(key, kind="mergesort")
+
+
 @njit(**SWEEP_OPTIONS)
 def deep_sweep(theta, sizes, act, indptr, indices, values, labels, h, spec, colmax, w_off, b_off,
                unit_off, pre, post, enz, y, m0s, dirs, margins, mu, coefs, ratios, em_plus,
-               em_minus, out_rows, reach_in, lin):
-    """Phase 2: sum ``L_n(+) - L_n(-)`` per parameter, one ``prange`` iteration per hidden unit.
+               em_minus, out_rows, reach_in, lin, p_off, packed):
+    """Phase 2: sum ``L_n(+) - L_n(-)`` per parameter, one ``prange`` iteration per hidden unit
+    (in :func:`interleaved_units` order).
 
     Returns the sums laid out like ``theta`` except that each hidden weight
     block is transposed (row ``j`` = unit ``j``, owned by its iteration);
@@ -219,12 +267,18 @@ def deep_sweep(theta, sizes, act, indptr, indices, values, labels, h, spec, colm
     width = pre.shape[2]
     # gradient sums; weight blocks transposed (row j = unit j) so each unit owns its row
     sums = np.zeros(theta.size)
-    for u in prange(n_units):
+    order = interleaved_units(unit_off)
+    for slot in prange(n_units):
+        u = order[slot]
         layer, j = _unit(unit_off, u)
         n_in = sizes[layer]
         row = w_off[layer] + j * n_in
-        cur = np.empty(width)
-        nxt = np.empty(width)
+        cur = np.empty(2 * PENDING * width)
+        nxt = np.empty(2 * PENDING * width)
+        pend_d = np.empty(2 * PENDING)
+        pend_col = np.empty(PENDING, dtype=np.int64)
+        losses = np.empty(2 * PENDING)
+        n_pend = 0
         shift = np.empty(n_out)
         linear = relu or layer == top
         for n in range(n_samples):
@@ -341,15 +395,26 @@ def deep_sweep(theta, sizes, act, indptr, indices, values, labels, h, spec, colm
                                 - _next_layer_loss(theta, sizes, w_off, pre_n, mu[n], spec,
                                                    colmax, dirs[n], unit_off, layer, j, d_m, t,
                                                    cur, shift))
-                    if math.isnan(diff):
-                        diff = (_upper_loss(theta, sizes, w_off, b_off, act, pre_n, layer, j,
-                                            d_p, t, cur, nxt)
-                                - _upper_loss(theta, sizes, w_off, b_off, act, pre_n, layer, j,
-                                              d_m, t, cur, nxt))
+                    if math.isnan(diff):  # from scratch, PENDING inputs at a time
+                        pend_col[n_pend] = col
+                        pend_d[2 * n_pend] = d_p
+                        pend_d[2 * n_pend + 1] = d_m
+                        n_pend += 1
+                        if n_pend == PENDING:
+                            _flush_pending(theta, sizes, w_off, b_off, p_off, packed, act, pre_n,
+                                           layer, j, pend_d, pend_col, n_pend, t, cur, nxt,
+                                           losses, sums, row, b_off[layer] + j)
+                            n_pend = 0
+                        continue
                 if col >= 0:
                     sums[row + col] += diff
                 else:
                     sums[b_off[layer] + j] += diff
+            if n_pend > 0:
+                _flush_pending(theta, sizes, w_off, b_off, p_off, packed, act, pre_n, layer, j,
+                               pend_d, pend_col, n_pend, t, cur, nxt, losses, sums, row,
+                               b_off[layer] + j)
+                n_pend = 0
         if layer == top:  # output weights W_out[j, :] move one logit by +-h z
             out_row = w_off[count - 1] + j * n_out
             for n in range(n_samples):
@@ -797,4 +862,4 @@ def deep_prepare(theta, sizes, act, indptr, indices, values, labels, h, spec, co
                     ratios[n, u] = (max(g2 / g1, math.sqrt(g3 / g1)) if g1 > 0.0
                                     else np.inf)
     return (w_off, b_off, unit_off, pre, post, enz, y, m0s, dirs, margins, mu, coefs, ratios,
-            em_plus, em_minus, out_rows, reach_in, lin)
+            em_plus, em_minus, out_rows, reach_in, lin, p_off, packed)

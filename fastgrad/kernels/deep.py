@@ -13,12 +13,26 @@ less work; the shortcuts are exact up to rounding, as in the two-layer kernel
   fixed per-sample direction ``w = d logits / d z_l[j]`` (a backward pass
   through the ReLU masks), and the softmax terms are summed through the moments
   of ``w`` as in the two-layer kernel. The margin ``|d| < R[n, u]`` that rules
-  out a crossing is exact for the next layer (``|a_{l+1, k}| / |W_{l+1}[j, k]|``)
-  and for the :data:`CRITICAL` units closest to zero in each layer further up
-  (their exact sensitivities, by backward passes); the others are bounded by
-  norms (``||dz||_2 <= |d| rho``, ``||W||_2``, largest column norm). Half of
-  that margin is used; a perturbation beyond it recomputes the sample's upper
-  layers from scratch.
+  out a crossing is exact for the next layer (``|a_{l+1, k}| / |W_{l+1}[j, k]|``,
+  formed as ``|a| * (1 / |W|)``: at most two roundings, ``(1 + 2^-52)``, above
+  the quotient) and for the :data:`CRITICAL` units closest to zero in each layer
+  further up (their exact sensitivities, carried as extra columns of the same
+  backward pass); the others are bounded by norms (``||dz||_2 <= |d| rho``,
+  upper bounds of ``||W||_2``, largest column norm). Half of that margin is
+  used; a perturbation beyond it moves the next layer exactly and, failing the
+  norm bound above, recomputes the sample's upper layers from scratch.
+* *ReLU series*: a ReLU unit that is on and that no step turns off moves by
+  exactly ``+-s``, ``s = h v``, so ``L(+) - L(-)`` is odd in ``s``. The loss is
+  invariant under adding a constant to every logit, so with ``w' = w - w_t``
+  (``w'_t = 0``), ``p = y / m0`` and ``beta = eps m0 / (y_t + eps m0)`` it is
+  ``L(d) - L(0) = K_p(d) - K_r(d)``: the cumulant generating functions of
+  ``w'`` under ``p`` and under ``r``, whose raw moments are ``beta`` times
+  ``p``'s. Hence ``L(+) - L(-) = 2 sum_odd (kappa_m(p) - kappa_m(r)) s^m / m!``,
+  kept to ``s^5`` (``c1 v + c3 v^3 + c5 v^5`` per input, the coefficients once
+  per unit and sample). Both distributions live on ``[-D, D]``, ``D =
+  max|w'|``; with ``s D <= POLY_MAX`` the terms from ``s^7`` on weigh
+  ``(s D)^6 ~ 1e-18`` of the sum's scale, below its rounding. The even terms
+  cancel exactly, so the O(h^2) truncation (the ``s^3`` term) is kept.
 * *Sigmoid case* (sigmoid layers above): the logits are a smooth function of
   ``d``; their Taylor coefficients up to ``d^3`` are carried forward through the
   layers above (chain rule on the sigmoid's series). With ``|d| * rho <=
@@ -29,6 +43,15 @@ less work; the shortcuts are exact up to rounding, as in the two-layer kernel
 * Output-layer parameters move one logit: the two-layer kernel's formula.
 
 Only rounding differs from the reference; the O(h^2) truncation is kept.
+
+Work and threads: the preparation runs the batch through each layer a block
+of samples at a time, and each sample's backward passes and Taylor
+coefficients for all units of a layer at once, through the register-blocked
+kernels of :mod:`fastgrad.kernels.dense`; the sweep gives each hidden unit to
+one ``prange`` iteration (layers interleaved, so the threads' contiguous shares
+cost alike). Every value is summed by one thread in a fixed order, so the
+result is bitwise the same for any thread count, and the margins (from the
+same values) do not depend on it either.
 """
 
 from __future__ import annotations

@@ -194,3 +194,38 @@ def test_reference_relu_gradient_still_met_on_a_wider_net():
         ref = compute_gradient("reference", params, x, t, activation=activation)
         got = compute_gradient("incremental", params, x, t, activation=activation)
         assert max_abs_diff(got, ref) <= TOL, activation
+
+
+def _cubic(logits, c, d):
+    """Logits moved by ``c[0] d + c[1] d^2 + c[2] d^3`` in longdouble."""
+    d = LD(d)
+    return logits.astype(LD) + d * (c[0] + d * (c[1] + d * c[2]))
+
+
+@pytest.mark.skipif(not EXTENDED, reason="np.longdouble is float64 here")
+@pytest.mark.parametrize("seed", range(4))
+def test_sigmoid_series_is_the_loss_difference(seed):
+    """``sum_m l_m (d+^m - d-^m)`` = ``L(+) - L(-)`` when the logits move by the cubic
+    ``P(d)`` of their Taylor coefficients, up to ``|d| dev = POLY_MAX``."""
+    rng = np.random.default_rng(seed)
+    n_out = 10
+    logits = 3.0 * rng.standard_normal(n_out)
+    t = int(rng.integers(n_out))
+    coefs = rng.standard_normal((3, 3, n_out)) * np.array([1.0, 0.3, 0.1])[None, :, None]
+    y = np.exp(logits - logits.max())
+    y /= y.sum()
+    m0 = float(np.sum(y))
+    sig = np.empty((3, 1, 7))
+    deep._sigmoid_series(coefs, y, m0, t, sig, 0)
+    for u in range(3):
+        c = coefs[u].astype(LD)
+        dev, rho = sig[u, 0, 5], sig[u, 0, 6]
+        assert dev == np.max(np.abs(coefs[u, 0] - coefs[u, 0, t]))
+        for scale in (0.05, 1.0):
+            d_p = scale * deep.POLY_MAX / max(dev, rho)
+            d_m = -0.9 * d_p  # a sigmoid's two moves differ
+
+            want = float(_loss_ld(_cubic(logits, c, d_p), t) - _loss_ld(_cubic(logits, c, d_m), t))
+            got = deep._series5(sig[u, 0], d_p) - deep._series5(sig[u, 0], d_m)
+            # 1e-18: longdouble's own rounding of losses ~1; each l_m weighs more at the edge
+            assert abs(got - want) <= 2e-14 * abs(want) + 1e-18

@@ -39,7 +39,14 @@ less work; the shortcuts are exact up to rounding, as in the two-layer kernel
   POLY_MAX`` (``rho`` the coefficients' growth ratio) the omitted terms are of
   order ``(|d| rho)^4 |d G1|``; odd terms decide the central difference, even
   ones cancel to leading order, so the omission lies below rounding. Beyond
-  that, or for saturated units, the sample is recomputed from scratch.
+  that, or for saturated units, the sample is recomputed from scratch. While
+  also ``|d| max|c1_k - c1_t| <= POLY_MAX`` (and the same growth ratio for the
+  differences ``c_k - c_t``, which serve as the loss is shift-invariant),
+  ``L(d) - L(0) = log(1 + F) - log(1 + beta F)`` with ``F = sum_k p_k
+  expm1(P'_k(d))`` is expanded to ``d^5`` once per unit and sample, and each
+  input costs two quintics; the ``d^6`` term weighs ``(|d| rho)^5`` but is even
+  (it cancels to leading order between ``d+`` and ``d-``), the rest lies below
+  rounding.
 * Output-layer parameters move one logit: the two-layer kernel's formula.
 
 Only rounding differs from the reference; the O(h^2) truncation is kept.
@@ -272,7 +279,7 @@ def interleaved_units(unit_off):
 @njit(**SWEEP_OPTIONS)
 def deep_sweep(theta, sizes, act, indptr, indices, values, labels, h, spec, colmax, w_off, b_off,
                unit_off, pre, post, enz, y, m0s, dirs, margins, mu, coefs, ratios, em_plus,
-               em_minus, out_rows, reach_in, lin, p_off, packed):
+               em_minus, out_rows, reach_in, lin, sig, p_off, packed):
     """Phase 2: sum ``L_n(+) - L_n(-)`` per parameter, one ``prange`` iteration per hidden unit
     (in :func:`interleaved_units` order).
 
@@ -346,6 +353,8 @@ def deep_sweep(theta, sizes, act, indptr, indices, values, labels, h, spec, colm
             m5 = 0.0
             w_max = 0.0
             rho = np.inf
+            s_dev = np.inf
+            s_rho = np.inf
             if linear:
                 for k in range(n_out):
                     wk = w[k]
@@ -366,6 +375,8 @@ def deep_sweep(theta, sizes, act, indptr, indices, values, labels, h, spec, colm
                 m5 *= _F5
             else:
                 rho = ratios[n, u]
+                s_dev = sig[u, n, 5]
+                s_rho = sig[u, n, 6]
                 for k in range(n_out):
                     w_max = max(w_max, abs(coefs[n, u, 0, k]))
             # inputs of the unit: CSR pixels for layer 0, the activations below otherwise
@@ -408,6 +419,8 @@ def deep_sweep(theta, sizes, act, indptr, indices, values, labels, h, spec, colm
                     else:
                         diff = (_shifted_loss(pre_n[count - 1], w, d_p, t)
                                 - _shifted_loss(pre_n[count - 1], w, d_m, t))
+                elif not linear and big * s_dev <= POLY_MAX and big * s_rho <= POLY_MAX:
+                    diff = _series5(sig[u, n], d_p) - _series5(sig[u, n], d_m)
                 elif not linear and big * rho <= POLY_MAX and big * w_max <= STEP_MAX:
                     diff = _poly_diff(coefs[n, u], d_p, d_m, y_row, t, m0, a_base)
                 else:
@@ -532,6 +545,72 @@ def _linear_coefficients(dirs_n, y_n, m0, t, h, lin, n):
         lin[u, n, 1] = 2.0 * h3 * _F3 * (p3 - r3)
         lin[u, n, 2] = 2.0 * h5 * _F5 * (p5 - r5)
         lin[u, n, 3] = dev
+
+
+@njit(**JIT_OPTIONS)
+def _sigmoid_series(coefs_n, y_n, m0, t, sig, n):
+    """``sig[u, n]`` = ``(l1 .. l5, dev, rho)``: sample ``n``'s ``L(d) - L(0) = sum_m l_m d^m``
+    when unit ``u`` (below the top) moves by ``d``, while ``|d| dev`` and ``|d| rho`` are at
+    most ``POLY_MAX``.
+
+    The logits move by ``P_k(d) = sum_m coefs_n[u, m-1, k] d^m`` (to ``d^3``);
+    shift-invariance lets ``P'_k = P_k - P_t`` serve, so with ``p = y / m0``,
+    ``F(d) = sum_k p_k expm1(P'_k(d))`` (to ``d^5``) and ``beta = eps m0 /
+    (y_t + eps m0)``, ``L(d) - L(0) = log(1 + F) - log(1 + beta F)``, expanded
+    to ``d^5``. ``dev = max|P'_k'(0)|`` and ``rho`` bounds the growth of the
+    coefficients of ``P'``, as ``ratios`` does for ``P``.
+    """
+    n_coef = coefs_n.shape[0]
+    n_out = coefs_n.shape[2]
+    beta = LOG_EPS * m0 / (y_n[t] + LOG_EPS * m0)
+    a1 = 1.0 - beta
+    b2 = beta * beta
+    a2 = -0.5 * (1.0 - b2)
+    a3 = (1.0 - b2 * beta) / 3.0
+    a4 = -0.25 * (1.0 - b2 * b2)
+    a5 = 0.2 * (1.0 - b2 * b2 * beta)
+    for u in range(n_coef):
+        c = coefs_n[u]
+        g1 = 0.0
+        g2 = 0.0
+        g3 = 0.0
+        g4 = 0.0
+        g5 = 0.0
+        dev = 0.0
+        top2 = 0.0
+        top3 = 0.0
+        for k in range(n_out):
+            p = y_n[k] / m0
+            e1 = c[0, k] - c[0, t]
+            e2 = c[1, k] - c[1, t]
+            e3 = c[2, k] - c[2, t]
+            dev = max(dev, abs(e1))
+            top2 = max(top2, abs(e2))
+            top3 = max(top3, abs(e3))
+            q1 = e1 * e1
+            g1 += p * e1
+            g2 += p * (e2 + 0.5 * q1)
+            g3 += p * (e3 + e1 * e2 + _F3 * q1 * e1)
+            g4 += p * (0.5 * e2 * e2 + e1 * e3 + 0.5 * q1 * e2 + _F4 * q1 * q1)
+            g5 += p * (e2 * e3 + 0.5 * e1 * e2 * e2 + 0.5 * q1 * e3 + _F3 * q1 * e1 * e2
+                       + _F5 * q1 * q1 * e1)
+        h1 = g1 * g1
+        sig[u, n, 0] = a1 * g1
+        sig[u, n, 1] = a1 * g2 + a2 * h1
+        sig[u, n, 2] = a1 * g3 + 2.0 * a2 * g1 * g2 + a3 * h1 * g1
+        sig[u, n, 3] = (a1 * g4 + a2 * (g2 * g2 + 2.0 * g1 * g3) + 3.0 * a3 * h1 * g2
+                        + a4 * h1 * h1)
+        sig[u, n, 4] = (a1 * g5 + 2.0 * a2 * (g1 * g4 + g2 * g3)
+                        + 3.0 * a3 * (h1 * g3 + g1 * g2 * g2) + 4.0 * a4 * h1 * g1 * g2
+                        + a5 * h1 * h1 * g1)
+        sig[u, n, 5] = dev
+        sig[u, n, 6] = max(top2 / dev, math.sqrt(top3 / dev)) if dev > 0.0 else np.inf
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def _series5(sc, d):
+    """``sum_m sc[m-1] d^m`` for ``m = 1 .. 5``."""
+    return d * (sc[0] + d * (sc[1] + d * (sc[2] + d * (sc[3] + d * sc[4]))))
 
 
 @njit(**JIT_OPTIONS)
@@ -772,6 +851,8 @@ def deep_prepare(theta, sizes, act, indptr, indices, values, labels, h, spec, co
     out_rows = np.empty((n_samples, n_out))  # output biases: L(+) - L(-) per sample
     # ReLU: each (unit, sample)'s odd series of L(+) - L(-) in the input, and its range
     lin = np.empty((n_units if relu else 0, n_samples, 4))
+    # sigmoid: each (unit below the top, sample)'s series of L(d) - L(0), and its range
+    sig = np.empty((n_coef, n_samples, 7))
     # h * the largest input of each layer's units (1 for the bias): the largest step
     reach_in = np.empty((n_samples, n_hidden))
     x_plus_bias = math.expm1(h)
@@ -884,5 +965,7 @@ def deep_prepare(theta, sizes, act, indptr, indices, values, labels, h, spec, co
                         g3 = max(g3, abs(c[2, o]))
                     ratios[n, u] = (max(g2 / g1, math.sqrt(g3 / g1)) if g1 > 0.0
                                     else np.inf)
+                if n_coef > 0:
+                    _sigmoid_series(coefs[n, :n_coef], y[n], m0, t, sig, n)
     return (w_off, b_off, unit_off, pre, post, enz, y, m0s, dirs, margins, mu, coefs, ratios,
-            em_plus, em_minus, out_rows, reach_in, lin, p_off, packed)
+            em_plus, em_minus, out_rows, reach_in, lin, sig, p_off, packed)

@@ -377,6 +377,29 @@ def affine_columns(z, kptr, kidx, Wp, b, out):
 
 
 @njit(**JIT_OPTIONS)
+def affine_selected(z, kidx, n_k, Wp, out):
+    """Fill ``out`` (rows, n_out) with ``z[:, K] @ W[K, :]``, ``K = kidx[:n_k]`` ascending.
+
+    ``W`` (``z.shape[1]``, n_out) given packed (:func:`pack`); rows of ``W``
+    outside ``K`` are never read. Each output is the chain of
+    :func:`affine_packed` over ``K`` alone, with no bias: for a ``W`` whose
+    rows outside ``K`` are zero (a product through a ReLU mask), bitwise
+    the result of :func:`affine_packed` with a zero bias.
+    """
+    n_rows, n_in = z.shape
+    n_out = out.shape[1]
+    zero = np.zeros(n_out)
+    tile = np.empty((ROWS, STRIP))
+    full = n_rows - n_rows % ROWS
+    for s in range(0, full, ROWS):
+        _block_at(z, s, Wp, zero, out, s, ROWS, tile, kidx, 0, n_k)
+    if full < n_rows:
+        rest = np.zeros((ROWS, n_in))
+        rest[:n_rows - full] = z[full:]
+        _block_at(rest, 0, Wp, zero, out, full, n_rows - full, tile, kidx, 0, n_k)
+
+
+@njit(**JIT_OPTIONS)
 def sparse_affine(indptr, indices, values, W, Wp, b, out):
     """Fill ``out`` (batch, n_out) with ``x @ W + b`` for ``x`` in CSR.
 

@@ -40,7 +40,7 @@ def default(name, config):
     ``hidden_size_list`` and ``activation``): He for ReLU, Xavier for sigmoid,
     as the book's ``MultiLayerNet`` (std 0.01 leaves a deep net at chance).
     """
-    if config["net"] == "convnet" and name in CONVNET_DEFAULTS:
+    if config.get("net") == "convnet" and name in CONVNET_DEFAULTS:
         return CONVNET_DEFAULTS[name]
     if name == "weight_init_std":
         return default_weight_init(config["activation"], len(config["hidden_size_list"]))

@@ -150,6 +150,12 @@ def test_bad_convnet_settings_are_refused(kwargs, match):
         _run(iters=1, **kwargs)
 
 
+def test_a_convnet_at_chance_is_told_to_change_lr_or_its_std():
+    h = _run(iters=25, method="backprop", optimizer="sgd", lr=1e-9)
+    assert len(h.notes) == 1 and "still at chance" in h.notes[0]
+    assert "--lr" in h.notes[0] and "std 0.01" in h.notes[0] and "'he'" not in h.notes[0]
+
+
 def test_conv_param_is_refused_for_the_fully_connected_net():
     with pytest.raises(ValueError, match="conv_param is for net='convnet'"):
         train(DATA, hidden_size=6, output_size=3, iters=1, conv_param=CONV)

@@ -85,7 +85,7 @@ class Loop:
     """One run's fixed ingredients; :meth:`run` takes it from a committed state to ``iters``.
 
     Every input of the gradient is checked once by the caller, not on each
-    step: ``x_train`` has no NaN/Inf and as many features as ``W1`` has rows,
+    step: ``x_train`` has no NaN/Inf and as many features as the net reads,
     ``t_train`` holds int64 labels in range, ``h`` and ``threads`` are checked,
     and each new set of parameters is checked for NaN/Inf here.
     """

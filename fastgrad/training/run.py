@@ -111,11 +111,14 @@ def train(data=None, *, dataset=None, data_dir=None, iters=None, batch_size=None
           optimizer_options=None, method=None, seed=None, threads=None, eval_every=None,
           h=None, checkpoint=None, checkpoint_every=None, resume=None, overwrite=False,
           progress=False, log=None, callback=None) -> History:
-    """Train a fully connected net by minibatches, as in the book's chapters 4 and 6.
+    """Train a net by minibatches, as in the book's chapters 4, 6 and 7.
 
     Settings left ``None`` take the checkpoint's value when resuming, else the
     book's chapter-4 run (:data:`~fastgrad.training.settings.DEFAULTS`: 784-50-10
-    sigmoid, std 0.01, SGD with lr 0.1, batch 100, 10,000 iterations).
+    sigmoid, std 0.01, SGD with lr 0.1, batch 100, 10,000 iterations); for
+    ``net='convnet'`` chapter 7's ``train_convnet.py``
+    (:data:`~fastgrad.training.settings.CONVNET_DEFAULTS`: 30 filters of 5x5,
+    hidden 100, std 0.01, Adam with lr 0.001, batch 100).
 
     Parameters
     ----------
@@ -132,6 +135,16 @@ def train(data=None, *, dataset=None, data_dir=None, iters=None, batch_size=None
     hidden_size_list : list of int
         The hidden widths of a ``MultiLayerNet`` (chapter 6), e.g. ``[100] * 4``.
     activation : {'sigmoid', 'relu'}
+    net : {'mlp', 'convnet'}
+        The fully connected nets of chapters 4-6 (default), or chapter 7's
+        ``SimpleConvNet`` (ReLU, no weight decay, one hidden width given as
+        ``hidden_size``), on the images as ``(N, C, H, W)``.
+    conv_param : dict, optional
+        The convnet's ``filter_num``, ``filter_size``, ``pad``, ``stride``, as
+        the book's ``SimpleConvNet`` takes them.
+    input_dim : tuple of int, optional
+        The convnet's ``(C, H, W)``; default the shape of 4-d ``data``, else a
+        square one-channel image (``(1, 28, 28)`` for MNIST's 784 features).
     weight_init_std : float or {'relu', 'he', 'sigmoid', 'xavier'}
         Initial weight scale, or He / Xavier by name. Default: 0.01 with one
         hidden layer (chapter 4's ``TwoLayerNet``); with several, He for ReLU

@@ -7,7 +7,10 @@ its hyper-parameters), the iteration count, the optimizer's update count, the
 minibatch RNG state and the timings. Nothing is pickled, so loading
 (``allow_pickle=False``) cannot run code, and every field is checked before a
 run trusts it. Format 1 (chapter-4 runs before the optimizers) still loads, as
-the two-layer sigmoid net trained by SGD.
+the two-layer sigmoid net trained by SGD. A fully connected run's config has
+``net`` ``'mlp'`` (a checkpoint without ``net`` is one); chapter 7's
+convolutional net has ``net`` ``'convnet'``, its ``conv_param`` and
+``input_dim`` ``[C, H, W]``, and its one hidden width in ``hidden_size_list``.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ _ARRAY_KEYS = ("format", "meta", "losses", *(f"epochs_{name}" for name in _EPOCH
 #: What format 1 (the chapter-4 loop: TwoLayerNet, sigmoid, SGD) implied
 _FORMAT1 = {"activation": "sigmoid", "weight_decay_lambda": 0.0, "optimizer": "sgd",
             "optimizer_options": {}}
+#: What a config without a network kind (a fully connected run's, before the convnet) means
+_FULLY_CONNECTED = {"net": "mlp", "conv_param": None, "input_dim": None}
 
 
 class CheckpointError(ValueError):
@@ -242,7 +247,34 @@ def _upgrade(config, meta, iteration):
     return config
 
 
+def _conv_params(raw, config):
+    """The convnet's parameters, checked against the shapes its config gives."""
+    from fastgrad.convnet import SimpleConvNet  # the net kinds need not load with this module
+
+    hidden = config["hidden_size_list"]
+    if not isinstance(hidden, list) or len(hidden) != 1:
+        raise ValueError(f"config hidden_size_list of a convnet must hold one width, "
+                         f"got {hidden!r}")
+    try:
+        expected = SimpleConvNet(config["input_dim"], config["conv_param"], hidden[0],
+                                 config["output_size"], weight_init_std=0.0).params
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"config of the convnet: {exc}") from None
+    params = {}
+    for name, zeros in expected.items():
+        value = _array(raw, name)
+        if value.dtype != np.float64 or value.shape != zeros.shape:
+            raise ValueError(f"{name} must be float64 of shape {zeros.shape} for the config's "
+                             f"convnet, got {value.dtype} {value.shape}")
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"{name} contains NaN or Inf")
+        params[name] = np.ascontiguousarray(value)
+    return params
+
+
 def _params(raw, config):
+    if config["net"] == "convnet":
+        return _conv_params(raw, config)
     for key in ("input_size", "output_size"):
         size = config[key]
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
@@ -306,6 +338,9 @@ def _parse(raw):
     if not isinstance(config, dict) or any(key not in config for key in CONFIG_KEYS):
         missing = [k for k in CONFIG_KEYS if not isinstance(config, dict) or k not in config]
         raise ValueError(f"config is missing {', '.join(missing)}")
+    config = {**_FULLY_CONNECTED, **config}
+    if config["net"] not in ("mlp", "convnet"):
+        raise ValueError(f"config net must be 'mlp' or 'convnet', got {config['net']!r}")
     # the rest of the config is checked like the arguments by fastgrad.training.train
     if not isinstance(config["data_sha256"], str):
         raise ValueError(f"config data_sha256 must be a text, got {config['data_sha256']!r}")

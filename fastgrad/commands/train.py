@@ -1,9 +1,11 @@
-"""``fastgrad train``: the book's training runs (chapters 4 and 6), with checkpoints and plots."""
+"""``fastgrad train``: the book's training runs (chapters 4, 6, 7), with checkpoints and plots."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+
+from fastgrad.commands.args import CONVNET_DEFAULTS, add_net_kind_arguments
 
 DATASETS = ("mnist", "fashion")  # fastgrad.data.DATASETS, without importing it at start-up
 # fastgrad.optimizers.OPTIMIZERS, likewise
@@ -23,7 +25,7 @@ def _weight_init(text):
 def register(subparsers):
     """Add the ``train`` subcommand to ``subparsers``."""
     p = subparsers.add_parser(
-        "train", help="train a network by minibatches (book chapters 4 and 6)",
+        "train", help="train a network by minibatches (book chapters 4, 6 and 7)",
         description="Train a fully connected network by minibatches as in the book's "
                     "train_neuralnet.py (chapter 4) and optimizer_compare_mnist.py (chapter 6). "
                     "Options left out take the chapter-4 values (784-50-10 sigmoid, std 0.01, "
@@ -32,13 +34,18 @@ def register(subparsers):
                     "(relu) or Xavier weights (sigmoid), as the book's MultiLayerNet. A named "
                     "--optimizer takes the book's default learning rate "
                     "(sgd/momentum/nesterov/adagrad/rmsprop 0.01, adam 0.001) unless --lr. "
+                    "With --net convnet it trains chapter 7's SimpleConvNet as the book's "
+                    "train_convnet.py: 30 filters of 5x5, pad 0, stride 1, --hidden 100, "
+                    "weights std 0.01, Adam lr 0.001, batch 100 (the book runs 20 epochs, "
+                    "12000 iterations; the default here stays 10000). "
                     "A run whose training accuracy is still at chance after one epoch says "
                     "so on stderr, with the likely cause.")
     p.add_argument("--iters", type=int, metavar="N",
                    help="total iterations (default 10000; resuming: the checkpoint's target)")
     p.add_argument("--batch-size", type=int, metavar="N", help="minibatch size (default 100)")
     p.add_argument("--hidden", type=int, nargs="+", metavar="N", dest="hidden_size_list",
-                   help="hidden layer widths, e.g. --hidden 100 100 100 100 (default 50)")
+                   help="hidden layer widths, e.g. --hidden 100 100 100 100 (default 50; "
+                        "--net convnet: one width, default 100)")
     p.add_argument("--activation", metavar="NAME",
                    help="hidden activation: sigmoid (default) or relu")
     p.add_argument("--weight-init", type=_weight_init, metavar="STD|NAME",
@@ -50,7 +57,8 @@ def register(subparsers):
     p.add_argument("--weight-decay", type=float, metavar="LAMBDA", dest="weight_decay_lambda",
                    help="L2 weight decay lambda (default 0)")
     p.add_argument("--optimizer", nargs="+", metavar="NAME",
-                   help=f"one or more of {', '.join(OPTIMIZERS)} (default sgd, lr 0.1); "
+                   help=f"one or more of {', '.join(OPTIMIZERS)} (default sgd, lr 0.1; --net "
+                        "convnet: adam, lr 0.001); "
                         "several run one after the other on the same seed and minibatches, "
                         f"each into --out/NAME/, with a comparison plot --out/{COMPARISON}")
     p.add_argument("--lr", type=float, help="learning rate (default: see above)")
@@ -77,7 +85,22 @@ def register(subparsers):
                    help="measure accuracies every N iterations instead of once per epoch")
     p.add_argument("--no-progress", action="store_false", dest="progress",
                    help="no progress bar")
-    p.set_defaults(func=run)
+    add_net_kind_arguments(p)
+    # left out, they take the checkpoint's when resuming (the help's defaults otherwise)
+    p.set_defaults(func=run, net=None, filters=None, filter_size=None, pad=None, stride=None)
+
+
+def _conv_param(args):
+    """The book's ``conv_param`` from the flags given, the book's values for the others.
+
+    None when no convolution flag is given: a resumed run keeps its own.
+    """
+    given = {"filter_num": args.filters, "filter_size": args.filter_size, "pad": args.pad,
+             "stride": args.stride}
+    if all(value is None for value in given.values()):
+        return None
+    return {key: CONVNET_DEFAULTS[key] if value is None else value
+            for key, value in given.items()}
 
 
 def _names(args):
@@ -129,6 +152,7 @@ def _train_one(args, name, out, log, several):
         batch_size=args.batch_size, lr=args.lr, hidden_size_list=args.hidden_size_list,
         activation=args.activation, weight_init_std=args.weight_init_std,
         weight_decay_lambda=args.weight_decay_lambda, optimizer=name, method=args.method,
+        net=args.net, conv_param=_conv_param(args),
         seed=args.seed, threads=args.threads, eval_every=args.eval_every,
         checkpoint=checkpoint, checkpoint_every=every, resume=resume,
         overwrite=args.overwrite, progress=args.progress, log=log, callback=_warn)

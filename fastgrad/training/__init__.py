@@ -10,6 +10,8 @@ measured once per epoch.
 - :mod:`~fastgrad.training.settings`: defaults, argument checks, resuming's identity rule;
 - :mod:`~fastgrad.training.datasets`: the arrays, checked once and fingerprinted;
 - :mod:`~fastgrad.training.schedule`: when and how accuracies are measured;
+- :mod:`~fastgrad.training.model`: what the loop asks of a net kind (fully connected,
+  convolutional): minibatches, gradient, loss, accuracy;
 - :mod:`~fastgrad.training.loop`: the loop itself, Ctrl-C and divergence;
 - :mod:`~fastgrad.training.diagnosis`: a run still at chance after an epoch, and why;
 - :mod:`~fastgrad.training.commit`: the committed state, checkpoints and the history;

@@ -29,6 +29,11 @@ def chance_level(labels, n_classes):
 
 def likely_cause(config):
     """The likely reason a run with ``config`` (a run's configuration) stays at chance."""
+    if config.get("net") == "convnet":
+        # the book's SimpleConvNet takes a number for its initial weights, not He/Xavier
+        return (f"learning rate too high or too low (lr {config['lr']:g}): try another "
+                f"(--lr), or other initial weights (std {config['weight_init_std']:g}, "
+                f"--weight-init)")
     hidden, activation = config["hidden_size_list"], config["activation"]
     init, matched = config["weight_init_std"], MATCHED_INIT[activation]
     advice = f"weight_init_std='{matched}' (--weight-init {matched})"

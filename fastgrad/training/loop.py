@@ -14,11 +14,10 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 from tqdm import tqdm
 
-from fastgrad import reference
 from fastgrad.checkpoint import EpochRecord
 from fastgrad.interrupts import is_interrupt
 from fastgrad.methods import numba_threads
-from fastgrad.training import diagnosis, minibatch
+from fastgrad.training import diagnosis
 from fastgrad.training import schedule as schedule_mod
 from fastgrad.training.commit import Committed
 
@@ -86,13 +85,12 @@ class Loop:
     """One run's fixed ingredients; :meth:`run` takes it from a committed state to ``iters``.
 
     Every input of the gradient is checked once by the caller, not on each
-    step: ``x_train`` has no NaN/Inf and as many features as ``W1`` has rows,
+    step: ``x_train`` has no NaN/Inf and as many features as the net reads,
     ``t_train`` holds int64 labels in range, ``h`` and ``threads`` are checked,
     and each new set of parameters is checked for NaN/Inf here.
     """
 
-    method: object  # fastgrad.methods.Method
-    arch: object  # fastgrad.arch.Arch
+    model: object  # fastgrad.training.model: DenseModel or ConvModel
     optimizer: object  # fastgrad.optimizers.Optimizer
     data: tuple  # x_train, t_train, x_test, t_test
     schedule: schedule_mod.EvalSchedule
@@ -103,66 +101,47 @@ class Loop:
 
     def _evaluate(self, params):
         x_train, t_train, x_test, t_test = self.data
-        act = self.arch.activation
-        return (schedule_mod.accuracy(params, x_train, t_train, act),
-                schedule_mod.accuracy(params, x_test, t_test, act))
+        return (self.model.accuracy(params, x_train, t_train),
+                self.model.accuracy(params, x_test, t_test))
 
     def _warm_up(self, params, timing):
         """Load or compile the kernels outside the timings.
 
-        Returns the BLAS limiter and, for the compiled methods, the training
-        set as :class:`minibatch.TrainingRows` (else None).
+        Returns the BLAS limiter and the model's minibatch sampler.
         """
-        if not self.method.compiled:
-            # the NumPy methods keep BLAS's own threads
-            return contextlib.nullcontext, None
         x_train, t_train = self.data[:2]
+        if not self.model.method.compiled:
+            # the NumPy methods keep BLAS's own threads
+            return contextlib.nullcontext, self.model.sampler(x_train, self.threads)
         t0 = time.perf_counter()
-        rows = minibatch.TrainingRows(x_train, self.threads)
-        one = np.zeros(1, dtype=np.int64)
-        batch, func = self._batch(rows, one)
-        func(params, batch, t_train[:1], self.h, self.threads, self.arch)
-        minibatch.loss(params, rows.sparse(one), t_train[:1], self.arch, self.threads)
+        sample = self.model.sampler(x_train, self.threads)
+        batch = sample(np.zeros(1, dtype=np.int64))
+        self.model.gradient(params, batch, t_train[:1], self.h, self.threads)
+        self.model.loss(params, batch, t_train[:1], self.threads)
         # compiled methods: Numba threads do the work, and BLAS threads (busy after an
         # accuracy check) would only steal their cores; created after the warm-up, as
         # loading the kernels can load another BLAS (SciPy's)
         blas = ThreadpoolController()
         timing["warmup_time"] += time.perf_counter() - t0
-        return partial(blas.limit, limits=1, user_api="blas"), rows
+        return partial(blas.limit, limits=1, user_api="blas"), sample
 
-    def _batch(self, rows, pick):
-        """Rows ``pick`` and the method's function that takes them.
-
-        The NumPy methods (``rows`` None) take ``x[pick]``; a compiled method
-        its CSR where it reads only that, else the dense float64 rows.
-        """
-        if rows is None:  # fancy indexing copies: C-contiguous
-            return np.ascontiguousarray(self.data[0][pick], dtype=np.float64), self.method.func
-        if self.method.csr_func is not None:
-            return rows.sparse(pick), self.method.csr_func
-        return rows.dense(pick), self.method.func
-
-    def _step(self, state, rng, rows, timing):
+    def _step(self, state, rng, sample, timing):
         """One minibatch step from ``state``.
 
         Returns ``(loss, new params, new optimizer state, whether both are finite)``.
         """
         pick = rng.integers(0, len(self.data[0]), size=self.batch_size)
         tb = self.data[1][pick]
-        batch, func = self._batch(rows, pick)
+        batch = sample(pick)
         t0 = time.perf_counter()
-        grad = func(state.params, batch, tb, self.h, self.threads, self.arch)
+        grad = self.model.gradient(state.params, batch, tb, self.h, self.threads)
         timing["grad_time"] += time.perf_counter() - t0
         timing["grad_calls"] += 1
         new, opt_state, finite = self.optimizer.update_checked(state.params, grad,
                                                                state.optimizer_state)
         # the book records the minibatch's loss after its update
-        if rows is None:
-            loss = reference.loss(new, batch, tb, *self.arch)
-        else:
-            csr = batch if func is self.method.csr_func else rows.sparse(pick)
-            loss = minibatch.loss(new, csr, tb, self.arch, self.threads)
-        return float(loss), new, opt_state, finite
+        loss = self.model.loss(new, batch, tb, self.threads)
+        return loss, new, opt_state, finite
 
     def run(self, state: Committed, rng, record, *, checkpoint=None, checkpoint_every=None,
             progress=False, log=None, callback=None):
@@ -174,16 +153,17 @@ class Loop:
         note = diagnosis.chance_note(record.epochs, chance, record.config)
         record.notes = [note] if note else []
         began = time.perf_counter()
-        bar = tqdm(total=n_iters, initial=state.iteration, desc=f"train ({self.method.name})",
+        bar = tqdm(total=n_iters, initial=state.iteration,
+                   desc=f"train ({self.model.method.name})",
                    unit="it", disable=not progress, dynamic_ncols=True, mininterval=0.25)
         # exp overflow in sigmoid is harmless (gives 0 or 1); real trouble shows as NaN/Inf
         with bar, _CtrlC(log) as ctrl_c, np.errstate(over="ignore", under="ignore",
                                                      invalid="ignore", divide="ignore"), \
                 contextlib.ExitStack() as blas_limit:
             try:
-                rows = None
+                sample = None
                 if state.iteration < n_iters:
-                    limiter, rows = self._warm_up(state.params, timing)
+                    limiter, sample = self._warm_up(state.params, timing)
                     # once for the whole loop: entering a limit per step costs ~0.1 ms,
                     # and setting Numba's threads per call ~5 us
                     blas_limit.enter_context(limiter())
@@ -192,7 +172,7 @@ class Loop:
                 for i in range(state.iteration, n_iters):
                     if ctrl_c.requested:
                         raise KeyboardInterrupt
-                    loss, new, opt_state, finite = self._step(state, rng, rows, timing)
+                    loss, new, opt_state, finite = self._step(state, rng, sample, timing)
                     if not (math.isfinite(loss) and finite):
                         raise TrainingDiverged(
                             f"training diverged at iteration {i + 1}: loss {loss}, non-finite "

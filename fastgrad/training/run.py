@@ -9,14 +9,17 @@ import numpy as np
 
 from fastgrad import checkpoint as ckpt_io
 from fastgrad import data as data_io
-from fastgrad import inputs, methods
+from fastgrad import inputs
 from fastgrad.arch import Arch
 from fastgrad.checkpoint import History
+from fastgrad.convarch import check_conv_params, check_input_dim, make_conv_arch
+from fastgrad.convnet import SimpleConvNet
 from fastgrad.network import MultiLayerNet
 from fastgrad.training import settings
 from fastgrad.training.commit import Committed, Record
 from fastgrad.training.datasets import check_data, fingerprint
 from fastgrad.training.loop import Loop
+from fastgrad.training.model import ConvModel, DenseModel
 from fastgrad.training.schedule import EvalSchedule
 
 
@@ -54,28 +57,68 @@ def _check_target(checkpoint, resume, overwrite):
                               f"allow overwriting it")
 
 
+def _input_dim(config, given, data, ckpt):
+    """The convnet's ``(C, H, W)``: given, else the data's 4-d shape, the checkpoint's, or square.
+
+    ``data`` is the arrays as passed (before flattening); None for the fully connected net.
+    """
+    features = config["input_size"]
+    if config["net"] != "convnet":
+        if given is not None:
+            raise ValueError("input_dim is for net='convnet'; the fully connected net reads "
+                             "flat rows")
+        return None
+    if given is not None:
+        dims = check_input_dim(given)
+    elif np.ndim(data[0][0]) == 4:
+        dims = check_input_dim(np.shape(data[0][0])[1:])
+    elif ckpt is not None:
+        dims = check_input_dim(ckpt.config["input_dim"])
+    else:
+        side = int(round(features ** 0.5))
+        if side * side != features:
+            raise ValueError(f"input_dim: give (channels, height, width) of the {features} "
+                             f"features of each sample (only a square one-channel image is "
+                             f"assumed)")
+        dims = (1, side, side)
+    if int(np.prod(dims)) != features:
+        raise ValueError(f"input_dim {dims} has {int(np.prod(dims))} values but the data has "
+                         f"{features} features per sample")
+    return list(dims)
+
+
 def _describe(config, n_train, n_test):
     sizes = [config["input_size"], *config["hidden_size_list"], config["output_size"]]
+    net = f"{'-'.join(map(str, sizes))} {config['activation']} net"
+    if config["net"] == "convnet":
+        cp, dims = config["conv_param"], "x".join(map(str, config["input_dim"]))
+        net = (f"convnet {dims} -> {cp['filter_num']} filters {cp['filter_size']}x"
+               f"{cp['filter_size']} (pad {cp['pad']}, stride {cp['stride']}) -> relu -> "
+               f"pool -> {config['hidden_size_list'][0]} relu -> {config['output_size']}")
     hyper = ", ".join(f"{k} {v:g}" for k, v in {"lr": config["lr"],
                                                  **config["optimizer_options"]}.items())
     decay, init = config["weight_decay_lambda"], config["weight_init_std"]
     init = init if isinstance(init, str) else f"std {init:g}"
-    return (f"{'-'.join(map(str, sizes))} {config['activation']} net on {config['dataset']} "
+    return (f"{net} on {config['dataset']} "
             f"({n_train} train / {n_test} test), {config['optimizer']} ({hyper})"
             f"{f', weight decay {decay:g}' if decay else ''}, initial weights {init}")
 
 
 def train(data=None, *, dataset=None, data_dir=None, iters=None, batch_size=None, lr=None,
           hidden_size=None, hidden_size_list=None, output_size=None, activation=None,
+          net=None, conv_param=None, input_dim=None,
           weight_init_std=None, weight_decay_lambda=None, optimizer=None,
           optimizer_options=None, method=None, seed=None, threads=None, eval_every=None,
           h=None, checkpoint=None, checkpoint_every=None, resume=None, overwrite=False,
           progress=False, log=None, callback=None) -> History:
-    """Train a fully connected net by minibatches, as in the book's chapters 4 and 6.
+    """Train a net by minibatches, as in the book's chapters 4, 6 and 7.
 
     Settings left ``None`` take the checkpoint's value when resuming, else the
     book's chapter-4 run (:data:`~fastgrad.training.settings.DEFAULTS`: 784-50-10
-    sigmoid, std 0.01, SGD with lr 0.1, batch 100, 10,000 iterations).
+    sigmoid, std 0.01, SGD with lr 0.1, batch 100, 10,000 iterations); for
+    ``net='convnet'`` chapter 7's ``train_convnet.py``
+    (:data:`~fastgrad.training.settings.CONVNET_DEFAULTS`: 30 filters of 5x5,
+    hidden 100, std 0.01, Adam with lr 0.001, batch 100).
 
     Parameters
     ----------
@@ -92,6 +135,16 @@ def train(data=None, *, dataset=None, data_dir=None, iters=None, batch_size=None
     hidden_size_list : list of int
         The hidden widths of a ``MultiLayerNet`` (chapter 6), e.g. ``[100] * 4``.
     activation : {'sigmoid', 'relu'}
+    net : {'mlp', 'convnet'}
+        The fully connected nets of chapters 4-6 (default), or chapter 7's
+        ``SimpleConvNet`` (ReLU, no weight decay, one hidden width given as
+        ``hidden_size``), on the images as ``(N, C, H, W)``.
+    conv_param : dict, optional
+        The convnet's ``filter_num``, ``filter_size``, ``pad``, ``stride``, as
+        the book's ``SimpleConvNet`` takes them.
+    input_dim : tuple of int, optional
+        The convnet's ``(C, H, W)``; default the shape of 4-d ``data``, else a
+        square one-channel image (``(1, 28, 28)`` for MNIST's 784 features).
     weight_init_std : float or {'relu', 'he', 'sigmoid', 'xavier'}
         Initial weight scale, or He / Xavier by name. Default: 0.01 with one
         hidden layer (chapter 4's ``TwoLayerNet``); with several, He for ReLU
@@ -155,7 +208,8 @@ def train(data=None, *, dataset=None, data_dir=None, iters=None, batch_size=None
              "activation": activation, "weight_init_std": weight_init_std,
              "weight_decay_lambda": weight_decay_lambda, "optimizer": optimizer,
              "optimizer_options": optimizer_options, "method": method, "h": h, "seed": seed,
-             "dataset": dataset, "eval_every": eval_every}
+             "dataset": dataset, "eval_every": eval_every, "net": net,
+             "conv_param": conv_param}
     threads = inputs.check_threads(threads)
     for name, fn in (("log", log), ("callback", callback)):
         if fn is not None and not callable(fn):
@@ -176,6 +230,7 @@ def train(data=None, *, dataset=None, data_dir=None, iters=None, batch_size=None
     arrays = check_data(data, config["output_size"])
     n_train = len(arrays[0])
     config["input_size"] = arrays[0].shape[1]
+    config["input_dim"] = _input_dim(config, input_dim, data, ckpt)
     config["data_sha256"] = fingerprint(arrays)
     if config["batch_size"] > n_train:
         raise ValueError(f"batch_size={config['batch_size']} is larger than the training set "
@@ -185,6 +240,9 @@ def train(data=None, *, dataset=None, data_dir=None, iters=None, batch_size=None
             if config[name] != ckpt.config[name]:
                 raise ValueError(f"data: its {what} ({config[name]}) differ from the "
                                  f"checkpoint's ({ckpt.config[name]})")
+        if config["input_dim"] != ckpt.config["input_dim"]:
+            raise ValueError(f"input_dim={config['input_dim']} differs from the checkpoint's "
+                             f"input_dim={ckpt.config['input_dim']}")
         if config["iters"] < ckpt.iteration:
             raise ValueError(f"iters={config['iters']} is below the checkpoint's iteration "
                              f"{ckpt.iteration}")
@@ -195,12 +253,18 @@ def train(data=None, *, dataset=None, data_dir=None, iters=None, batch_size=None
         # one stream for the weights, one for the minibatches: the same seed gives the same
         # start and the same minibatch sequence whatever the optimizer
         init, batches = np.random.SeedSequence(config["seed"]).spawn(2)
-        net = MultiLayerNet(config["input_size"], config["hidden_size_list"],
-                            config["output_size"], activation=arch.activation,
-                            weight_init_std=config["weight_init_std"],
-                            weight_decay_lambda=arch.weight_decay,
-                            seed=np.random.default_rng(init))
-        params, rng = net.params, np.random.default_rng(batches)
+        if config["net"] == "convnet":
+            model = SimpleConvNet(tuple(config["input_dim"]), config["conv_param"],
+                                  config["hidden_size_list"][0], config["output_size"],
+                                  weight_init_std=config["weight_init_std"],
+                                  seed=np.random.default_rng(init))
+        else:
+            model = MultiLayerNet(config["input_size"], config["hidden_size_list"],
+                                  config["output_size"], activation=arch.activation,
+                                  weight_init_std=config["weight_init_std"],
+                                  weight_decay_lambda=arch.weight_decay,
+                                  seed=np.random.default_rng(init))
+        params, rng = model.params, np.random.default_rng(batches)
         record = Record(config)
         opt_state = opt.init_state(params)
     else:
@@ -217,10 +281,15 @@ def train(data=None, *, dataset=None, data_dir=None, iters=None, batch_size=None
             f"{config['method']} gradient, {threads} threads, batch {config['batch_size']}, "
             f"seed {config['seed']}, {config['iters']} iterations "
             f"({schedule.per_epoch:g} per epoch)")
-    loop = Loop(methods.METHODS[config["method"]], arch, opt, arrays, schedule,
-                config["batch_size"], config["h"], threads, config["iters"])
-    state = Committed(record.start, inputs.check_params(params), opt_state,
-                      rng.bit_generator.state)
+    if config["net"] == "convnet":
+        conv = make_conv_arch(config["conv_param"]["stride"], config["conv_param"]["pad"])
+        model, params = (ConvModel(config["method"], conv, config["input_dim"]),
+                         check_conv_params(params))
+    else:
+        model, params = DenseModel(config["method"], arch), inputs.check_params(params)
+    loop = Loop(model, opt, arrays, schedule, config["batch_size"], config["h"], threads,
+                config["iters"])
+    state = Committed(record.start, params, opt_state, rng.bit_generator.state)
     return loop.run(state, rng, record, checkpoint=checkpoint,
                     checkpoint_every=checkpoint_every, progress=progress, log=log,
                     callback=callback)

@@ -10,6 +10,7 @@ from fastgrad import checkpoint as ckpt_io
 from fastgrad import data as data_io
 from fastgrad import inputs, methods, optimizers
 from fastgrad.arch import check_activation, check_weight_decay
+from fastgrad.convnet import DEFAULT_CONV_PARAM, check_conv_param
 from fastgrad.network import INIT_GAINS, default_weight_init
 
 #: The book's chapter-4 run (``train_neuralnet.py``), used for anything not given (but the
@@ -17,20 +18,30 @@ from fastgrad.network import INIT_GAINS, default_weight_init
 DEFAULTS = {"iters": 10_000, "batch_size": 100, "hidden_size_list": [50], "output_size": 10,
             "activation": "sigmoid", "weight_init_std": 0.01, "weight_decay_lambda": 0.0,
             "method": methods.DEFAULT_METHOD, "h": 1e-4, "seed": 0, "dataset": "mnist",
-            "eval_every": None, "optimizer": "sgd"}
+            "eval_every": None, "optimizer": "sgd", "net": "mlp", "conv_param": None}
 #: SGD's learning rate when no optimizer is named: the chapter-4 loop's (TwoLayerNet's 0.1);
 #: a named optimizer takes the book's ``common/optimizer.py`` default instead.
 CHAPTER4_LR = 0.1
 
 
+#: Chapter 7's run (``ch07/train_convnet.py``), used for anything not given when the net is
+#: the convolutional one: its SimpleConvNet (ReLU, no weight decay), Adam with lr 0.001.
+CONVNET_DEFAULTS = {"hidden_size_list": [100], "activation": "relu", "weight_init_std": 0.01,
+                    "weight_decay_lambda": 0.0, "optimizer": "adam",
+                    "conv_param": DEFAULT_CONV_PARAM}
+
+
 def default(name, config):
     """What a fresh run takes for ``name`` when it is not given.
 
-    The chapter-4 value of :data:`DEFAULTS`, except for ``weight_init_std`` of
+    For ``net='convnet'`` the value of :data:`CONVNET_DEFAULTS`; else the
+    chapter-4 value of :data:`DEFAULTS`, except for ``weight_init_std`` of
     a net with several hidden layers (``config`` holds the checked
     ``hidden_size_list`` and ``activation``): He for ReLU, Xavier for sigmoid,
     as the book's ``MultiLayerNet`` (std 0.01 leaves a deep net at chance).
     """
+    if config.get("net") == "convnet" and name in CONVNET_DEFAULTS:
+        return CONVNET_DEFAULTS[name]
     if name == "weight_init_std":
         return default_weight_init(config["activation"], len(config["hidden_size_list"]))
     return DEFAULTS[name]
@@ -87,9 +98,20 @@ def _weight_init(value):
     return value
 
 
-# in this order: the default of weight_init_std reads the checked hidden_size_list and
-# activation
+#: Network kinds: the fully connected nets of chapters 4-6, chapter 7's convolutional net.
+NETS = ("mlp", "convnet")
+
+
+def _net(value):
+    if value not in NETS:
+        raise ValueError(f"net must be one of {NETS}, got {value!r}")
+    return value
+
+
+# in this order: every default reads the checked net, and that of weight_init_std the
+# checked hidden_size_list and activation
 CHECKS = {
+    "net": _net, "conv_param": optional(check_conv_param),
     "iters": integer("iters"), "batch_size": integer("batch_size"),
     "hidden_size_list": _hidden_list, "output_size": integer("output_size", minimum=2),
     "activation": check_activation, "weight_init_std": _weight_init,
@@ -100,8 +122,9 @@ CHECKS = {
     "eval_every": optional(integer("eval_every")), "optimizer": optimizers.check_name,
 }
 # must equal the checkpoint's when resuming; everything else may change
-IDENTITY = ("batch_size", "hidden_size_list", "output_size", "activation", "weight_init_std",
-            "weight_decay_lambda", "method", "h", "seed", "dataset", "eval_every", "optimizer")
+IDENTITY = ("net", "conv_param", "batch_size", "hidden_size_list", "output_size", "activation",
+            "weight_init_std", "weight_decay_lambda", "method", "h", "seed", "dataset",
+            "eval_every", "optimizer")
 
 
 def _differs(name, value, saved):
@@ -123,7 +146,7 @@ def _resolve_optimizer(config, given, ckpt, resume):
     if "lr" in options:
         raise ValueError("optimizer_options: give the learning rate as lr")
     if ckpt is None:
-        if lr is None and given["optimizer"] is None:
+        if lr is None and given["optimizer"] is None and config["net"] == "mlp":
             lr = CHAPTER4_LR
         optimizer = optimizers.make_optimizer(config["optimizer"], lr=lr, **options)
     else:
@@ -174,5 +197,28 @@ def resolve(given, ckpt, resume=None):
         config[name] = saved if value is None else check(value)
         if name in IDENTITY and config[name] != saved:
             raise _differs(name, config[name], saved)
+    _check_net(config)
     optimizer = _resolve_optimizer(config, given, ckpt, resume)
     return config, optimizer
+
+
+def _check_net(config):
+    """Refuse settings the net kind has no use for (the convnet is the book's as it stands)."""
+    if config["net"] == "mlp":
+        if config["conv_param"] is not None:
+            raise ValueError("conv_param is for net='convnet'; the fully connected net has "
+                             "no convolution")
+        return
+    hidden = config["hidden_size_list"]
+    if len(hidden) != 1:
+        raise ValueError(f"hidden_size_list: net='convnet' has one hidden layer: give one "
+                         f"width, got {len(hidden)}")
+    if config["activation"] != "relu":
+        raise ValueError(f"activation: net='convnet' is the book's SimpleConvNet, with ReLU, "
+                         f"got {config['activation']!r}")
+    if config["weight_decay_lambda"]:
+        raise ValueError(f"weight_decay_lambda: net='convnet' has no weight decay (the "
+                         f"book's SimpleConvNet), got {config['weight_decay_lambda']!r}")
+    if isinstance(config["weight_init_std"], str):
+        raise ValueError(f"weight_init_std: net='convnet' takes a number (the book's "
+                         f"SimpleConvNet), got {config['weight_init_std']!r}")

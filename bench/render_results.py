@@ -55,14 +55,20 @@ def load(path):
     return report
 
 
-def newest(results=RESULTS):
-    """Path of the bench report in ``results`` with the latest ``created`` time stamp."""
+def newest(results=RESULTS, net="mlp"):
+    """Path of the bench report of ``net`` in ``results`` with the latest ``created`` time stamp.
+
+    The headline is the fully connected net's (``fastgrad bench``); a report
+    without a ``net`` in its workload is one.
+    """
     found = []
     for path in sorted(Path(results).glob("*.json")):
         try:
             report = load(path)
         except (ValueError, json.JSONDecodeError):
             continue  # other JSON files (a steps sweep, a training run) are not tables here
+        if report["workload"].get("net", "mlp") != net:
+            continue
         found.append((datetime.fromisoformat(report["created"]), path))
     if not found:
         raise FileNotFoundError(f"no fastgrad bench report (*.json) in {results}")

@@ -135,7 +135,11 @@ def test_newest_is_by_created_not_by_name(tmp_path):
     (tmp_path / "a-late.json").write_text(json.dumps(_report("2031-01-01T00:00:00+00:00")))
     (tmp_path / "z-early.json").write_text(json.dumps(_report("2030-01-01T00:00:00+00:00")))
     (tmp_path / "steps.json").write_text(json.dumps({"curves": []}))  # not a bench report
+    conv = _report("2032-01-01T00:00:00+00:00")
+    conv["workload"]["net"] = "convnet"  # newer, but not the headline net
+    (tmp_path / "conv.json").write_text(json.dumps(conv))
     assert render_results.newest(tmp_path).name == "a-late.json"
+    assert render_results.newest(tmp_path, net="convnet").name == "conv.json"
     with pytest.raises(FileNotFoundError):
         render_results.newest(tmp_path / "missing")
 

@@ -12,6 +12,7 @@ they measured the same workload (:func:`check_comparable`).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from fastgrad.bench.validation import SAMPLED_LABEL
@@ -203,9 +204,17 @@ def check_output_path(path, what):
     return p
 
 
+#: " from /a/local/folder" in a batch's description: a saved report names no one's folders.
+_LOCAL_FOLDER = re.compile(r" from (?:~|/)[^\s\",]*")
+
+
 def save_json(report, path):
-    """Write the report as JSON, atomically: an old file is replaced whole or kept."""
-    text = (json.dumps(report, indent=2) + "\n").encode()
+    """Write the report as JSON, atomically: an old file is replaced whole or kept.
+
+    Where a batch came from is kept as "from a local copy": a local folder
+    names someone's machine, not the measurement.
+    """
+    text = _LOCAL_FOLDER.sub(" from a local copy", json.dumps(report, indent=2) + "\n").encode()
     atomic_write(check_output_path(path, "--json"), lambda fh: fh.write(text))
 
 

@@ -105,3 +105,11 @@ def test_the_saved_baseline_is_a_report():
     old = load_json(RESULTS / "epyc-2core-2026-11-30.json")
     assert old["schema"] in OLD_SCHEMAS and old["schema"] != SCHEMA
     json.dumps(old)
+
+
+def test_saved_report_names_no_local_folder(tmp_path):
+    report = {"schema": SCHEMA, "workload": {"description": "mnist test digits 0..2 from "
+                                                            "/home/someone/data/mnist"}}
+    save_json(report, tmp_path / "r.json")
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["workload"]["description"] == "mnist test digits 0..2 from a local copy"

@@ -43,13 +43,11 @@ the same for any thread count.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit, prange
 
 from fastgrad.config import JIT_OPTIONS, SWEEP_OPTIONS
-from fastgrad.kernels.forward import LOG_EPS
+from fastgrad.kernels.deep import vector_shift_loss
 
 POOL = 2
 
@@ -60,18 +58,6 @@ def _relu_step(a, s):
     if a > 0.0:
         return s if a + s > 0.0 else -a
     return a + s if a + s > 0.0 else 0.0
-
-
-@njit(**JIT_OPTIONS)
-def _moved_loss(logits, shift, t):
-    """``-log(softmax(logits + shift)[t] + 1e-7)``, max-shifted like the reference."""
-    m = logits[0] + shift[0]
-    for k in range(1, logits.size):
-        m = max(m, logits[k] + shift[k])
-    total = 0.0
-    for k in range(logits.size):
-        total += math.exp(logits[k] + shift[k] - m)
-    return -math.log(math.exp(logits[t] + shift[t] - m) / total + LOG_EPS)
 
 
 @njit(**JIT_OPTIONS)
@@ -111,7 +97,7 @@ def _sample_diff(W2, W3, a2_n, a3_n, t, rows, dpp, dpm, count, symmetric, da_p, 
             row = W3[k]
             for o in range(dl_m.size):
                 dl_m[o] += zm * row[o]
-    return _moved_loss(a3_n, dl_p, t) - _moved_loss(a3_n, dl_m, t)
+    return vector_shift_loss(a3_n, dl_p, t) - vector_shift_loss(a3_n, dl_m, t)
 
 
 @njit(**SWEEP_OPTIONS)

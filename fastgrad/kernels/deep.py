@@ -214,7 +214,7 @@ def _unit(unit_off, u):
 
 
 @njit(**JIT_OPTIONS)
-def _vector_shift_loss(logits, shift, t):
+def vector_shift_loss(logits, shift, t):
     """``-log(softmax(logits + shift)[t] + 1e-7)``, max-shifted like the reference."""
     m = logits[0] + shift[0]
     for k in range(1, logits.size):
@@ -253,7 +253,7 @@ def _next_layer_loss(theta, sizes, w_off, pre_n, mu_n, spec, colmax, dirs_n, uni
     for k in range(sizes[above + 1]):
         if dz[k] != 0.0:
             shift += dz[k] * dirs_n[unit_off[above] + k]
-    return _vector_shift_loss(pre_n[count - 1, :sizes[count]], shift, t)
+    return vector_shift_loss(pre_n[count - 1, :sizes[count]], shift, t)
 
 
 @njit(**JIT_OPTIONS)

@@ -193,14 +193,19 @@ def _first_layer_plan(x):
     return path, reason, FIRST_DENSE, None
 
 
+def _jit_plan(params, x, labels):
+    """``(theta, sizes, x, first-layer code, columns, labels)``: the ``jit`` kernel's inputs."""
+    theta, sizes = _flatten(params)
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    _, _, code, columns = _first_layer_plan(x)
+    if columns is None:
+        columns = (np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    return theta, sizes, x, code, columns, np.ascontiguousarray(labels, dtype=np.int64)
+
+
 def _jit(params, x, labels, h, threads, arch=SIGMOID, timer=no_timer):
     with timer("flatten and plan", "serial"):
-        theta, sizes = _flatten(params)
-        x = np.ascontiguousarray(x, dtype=np.float64)
-        _, _, code, columns = _first_layer_plan(x)
-        if columns is None:
-            columns = (np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64))
-        labels = np.ascontiguousarray(labels, dtype=np.int64)
+        theta, sizes, x, code, columns, labels = _jit_plan(params, x, labels)
     with numba_threads(threads):
         with timer("csr", "parallel", x.shape[0]):
             csr = dense_to_csr(x)
@@ -430,12 +435,7 @@ def jit_gradient_range(params, x, labels, h, threads, start, stop, arch=SIGMOID)
 
     Before weight decay (:func:`gradient_from_flat` adds it); inputs validated.
     """
-    theta, sizes = _flatten(params)
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    _, _, code, columns = _first_layer_plan(x)
-    if columns is None:
-        columns = (np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64))
-    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    theta, sizes, x, code, columns, labels = _jit_plan(params, x, labels)
     with numba_threads(threads):
         csr = dense_to_csr(x)
         return full_gradient_range(theta, sizes, arch.code, x, code, csr, columns, labels, h,

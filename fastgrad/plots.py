@@ -24,6 +24,16 @@ __all__ = ["plot_benchmark", "plot_comparison", "plot_history", "plot_method_com
 SMOOTH = 100  # iterations in the moving average drawn over the noisy minibatch loss
 
 
+
+def _figure(figsize):
+    """A figure with one set of axes, drawn off-screen (no display needed)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots()
+
 def _moving_average(values, window):
     window = max(1, min(window, len(values)))
     kernel = np.ones(window) / window
@@ -127,12 +137,7 @@ def plot_comparison(histories, path, *, dpi=100):
     -------
     pathlib.Path
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 4.5), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
+    fig, ax = _figure((7, 4.5))
     markers = {"sgd": "o", "momentum": "x", "nesterov": "+", "adagrad": "s", "rmsprop": "^",
                "adam": "D"}
     top = 0.0
@@ -168,12 +173,7 @@ def plot_taylor(rows, path, *, dpi=120):
     -------
     pathlib.Path
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7.5, 5), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
+    fig, ax = _figure((7.5, 5))
     colors = ("tab:blue", "tab:green", "tab:red", "tab:purple", "tab:orange", "tab:brown")
     for i, row in enumerate(rows):
         color = colors[i % len(colors)]
@@ -217,12 +217,7 @@ def plot_method_comparison(histories, path, *, dpi=100):
     -------
     pathlib.Path
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 4.5), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
+    fig, ax = _figure((7, 4.5))
     styles = {"incremental": "-", "backprop": "--"}
     names = list(histories["incremental"])
     top = 1.0
@@ -310,14 +305,9 @@ def plot_sweep(sweep, path, *, dpi=120):
     Marks each curve's best h, and the truncation (slope 2) and rounding
     (slope -1) sides of the first curve.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     from fastgrad import steps  # the step study's fit (it does not import this module)
 
-    fig = Figure(figsize=(7.5, 5), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
+    fig, ax = _figure((7.5, 5))
     for c, color in zip(sweep.curves, ("tab:blue", "tab:green", "tab:red", "tab:purple"),
                         strict=False):
         shown = np.where(c.errors > 0, c.errors, np.nan)  # log axes cannot show exact zeros

@@ -272,7 +272,7 @@ def _deep_incremental(params, indptr, indices, values, labels, h, arch, timer):
     return _unflatten(flat, params)
 
 
-def _padded(x, conv):
+def pad_images(x, conv):
     """The batch zero-padded by ``conv.pad`` on both sides of each image, C-contiguous."""
     pad = conv.pad
     if pad == 0:
@@ -303,7 +303,7 @@ def _conv_jit(params, x, labels, h, threads, conv, timer=no_timer):
     with timer("flatten and pad", "serial"):
         names = reference_conv.CONV_PARAM_NAMES
         theta = np.concatenate([params[name].ravel() for name in names])
-        xpad = _padded(x, conv)
+        xpad = pad_images(x, conv)
         dims = _conv_dims(params, xpad, conv)
     with numba_threads(threads):
         chunks = config.n_chunks(threads, theta.size)
@@ -321,7 +321,7 @@ def _conv_incremental(params, x, labels, h, threads, conv, timer=no_timer):
     W1 = params["W1"]
     filters, _, filter_h, filter_w = W1.shape
     with timer("pad", "serial"):
-        xpad = _padded(x, conv)
+        xpad = pad_images(x, conv)
     with numba_threads(threads):
         with timer("conv forward", "parallel", labels.size):
             a1, features, a2, a3 = conv_prepare(xpad, W1, params["b1"], params["W2"],

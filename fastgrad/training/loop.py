@@ -101,8 +101,8 @@ class Loop:
 
     def _evaluate(self, params):
         x_train, t_train, x_test, t_test = self.data
-        return (self.model.accuracy(params, x_train, t_train),
-                self.model.accuracy(params, x_test, t_test))
+        return (self.model.accuracy(params, x_train, t_train, self.threads),
+                self.model.accuracy(params, x_test, t_test, self.threads))
 
     def _warm_up(self, params, timing):
         """Load or compile the kernels outside the timings.

@@ -7,6 +7,10 @@ kernels read (a scan of every pixel, ~0.05 ms) and the loss, a dense BLAS
 product of all 784 inputs on one core (~0.4 ms). Here the training set's CSR
 is built once per run, each minibatch's CSR is copied out of it in parallel,
 and the loss reads only the non-zero inputs, parallel over samples.
+
+The convolutional net's loss and scores come from its compiled forward pass,
+parallel over samples (:func:`conv_scores`): the NumPy im2col pass costs
+about as much as a gradient.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from __future__ import annotations
 import numpy as np
 
 from fastgrad import reference
+from fastgrad.functions import cross_entropy_error, softmax
 from fastgrad.kernels.batch import gather_csr, gather_rows, sample_log_probs
+from fastgrad.kernels.conv import conv_logits
 from fastgrad.kernels.forward import csr_as
-from fastgrad.methods import numba_threads
+from fastgrad.methods import numba_threads, pad_images
 
 
 def gather(x, pick, threads):
@@ -67,3 +73,26 @@ def loss(params, csr, labels, arch, threads):
     with numba_threads(threads):
         sample_log_probs(weights, biases, arch.code, *csr, labels, log_probs)
     return -np.sum(log_probs) / labels.size + reference.decay_term(params, arch.weight_decay)
+
+
+def conv_scores(params, images, conv, threads):
+    """The convolutional net's scores (logits) of ``images`` ``(N, C, H, W)``, compiled.
+
+    ``threads`` Numba threads (None: as many as Numba has now).
+
+    Each sample's forward pass is the jit method's, on its own thread: the
+    scores agree with :func:`fastgrad.reference_conv.predict` to rounding,
+    bitwise the same for any thread count.
+    """
+    xpad = pad_images(np.ascontiguousarray(images, dtype=np.float64), conv)
+    weights = [np.ascontiguousarray(params[name], dtype=np.float64)
+               for name in ("W1", "b1", "W2", "b2", "W3", "b3")]
+    if threads is None:
+        return conv_logits(xpad, *weights, conv.stride)
+    with numba_threads(threads):
+        return conv_logits(xpad, *weights, conv.stride)
+
+
+def conv_loss(params, images, labels, conv, threads):
+    """The book's loss of the convolutional net on ``images``: compiled scores, NumPy loss."""
+    return cross_entropy_error(softmax(conv_scores(params, images, conv, threads)), labels)

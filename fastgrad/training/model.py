@@ -10,7 +10,9 @@ computed, so the loop never branches on the kind.
   loss after the update reads that CSR too.
 - :class:`ConvModel`: chapter 7's ``SimpleConvNet``. Every method takes dense
   ``(N, C, H, W)`` float64 images (a convolution reads every pixel: no CSR);
-  loss and accuracy are the NumPy reference's (:mod:`fastgrad.reference_conv`).
+  loss and accuracy come from the compiled forward pass for the compiled
+  methods, from the NumPy reference (:mod:`fastgrad.reference_conv`) for the
+  others.
 
 The registry entry is looked up on each call, not kept, so a method swapped in
 :data:`fastgrad.methods.METHODS` is the one used.
@@ -74,7 +76,7 @@ class DenseModel:
             return float(minibatch.loss(params, batch.csr, labels, self.arch, threads))
         return float(reference.loss(params, batch, labels, *self.arch))
 
-    def accuracy(self, params, x, labels):
+    def accuracy(self, params, x, labels, threads=None):
         return schedule_mod.accuracy(params, x, labels, self.arch.activation)
 
 
@@ -101,14 +103,20 @@ class ConvModel:
         return self.method.conv_func(params, batch, labels, h, threads, self.conv)
 
     def loss(self, params, batch, labels, threads):
+        if self.method.compiled:
+            return float(minibatch.conv_loss(params, batch, labels, self.conv, threads))
         return float(reference_conv.loss(params, batch, labels, self.conv))
 
-    def accuracy(self, params, x, labels):
+    def accuracy(self, params, x, labels, threads=None):
         """Fraction of the rows ``x`` whose arg-max score is the label."""
         correct = 0
+        compiled = self.method.compiled
         for s in range(0, len(x), CONV_EVAL_CHUNK):
             images = self._images(np.asarray(x[s:s + CONV_EVAL_CHUNK], dtype=np.float64))
-            scores = reference_conv.predict(params, images, self.conv)
+            if compiled:
+                scores = minibatch.conv_scores(params, images, self.conv, threads)
+            else:
+                scores = reference_conv.predict(params, images, self.conv)
             correct += int(np.count_nonzero(np.argmax(scores, axis=1)
                                             == labels[s:s + CONV_EVAL_CHUNK]))
         return correct / len(x)

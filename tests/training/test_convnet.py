@@ -13,11 +13,12 @@ import os
 import numpy as np
 import pytest
 
-from fastgrad import checkpoint, data
+from fastgrad import checkpoint, data, reference_conv
 from fastgrad.checkpoint import CheckpointError
 from fastgrad.cli import main
+from fastgrad.convarch import ConvArch
 from fastgrad.convnet import SimpleConvNet
-from fastgrad.training import train
+from fastgrad.training import minibatch, train
 
 CONV = {"filter_num": 3, "filter_size": 3, "pad": 0, "stride": 1}
 TINY = {"net": "convnet", "conv_param": CONV, "hidden_size": 6, "output_size": 3,
@@ -71,6 +72,25 @@ def test_convnet_trains_and_its_loss_falls(method):
     assert h.config["conv_param"] == CONV and h.config["hidden_size_list"] == [6]
     assert np.mean(h.losses[-5:]) < 0.6 * np.mean(h.losses[:5])
     assert h.final_test_acc > 0.9
+
+
+@pytest.mark.parametrize("conv_param, channels", [
+    ({"filter_num": 4, "filter_size": 5, "pad": 0, "stride": 1}, 1),
+    ({"filter_num": 3, "filter_size": 4, "pad": 1, "stride": 2}, 3),
+])
+def test_compiled_scores_and_loss_agree_with_the_reference(conv_param, channels):
+    # the training loop's loss and accuracy for the compiled methods
+    rng = np.random.default_rng(3)
+    net = SimpleConvNet(input_dim=(channels, 12, 12), conv_param=conv_param, hidden_size=7,
+                        weight_init_std=0.3, seed=4)
+    x, t = rng.random((13, channels, 12, 12)), rng.integers(0, 10, 13)
+    conv = ConvArch(conv_param["stride"], conv_param["pad"])
+    scores = minibatch.conv_scores(net.params, x, conv, 2)
+    want = reference_conv.predict(net.params, x, conv)
+    assert np.max(np.abs(scores - want)) <= 1e-12 * np.max(np.abs(want))
+    assert np.array_equal(minibatch.conv_scores(net.params, x, conv, 1), scores)
+    assert minibatch.conv_loss(net.params, x, t, conv, 2) == pytest.approx(
+        reference_conv.loss(net.params, x, t, conv), rel=1e-12)
 
 
 def test_book_defaults_for_the_convnet():

@@ -332,10 +332,9 @@ def _conv_incremental(params, x, labels, h, threads, conv, timer=no_timer):
         upper = {"W1": params["W2"], "b1": params["b2"], "W2": params["W3"],
                  "b2": params["b3"]}
         grads = _deep_incremental(upper, *csr, labels, h, _RELU, timer)
-        chunks = config.n_chunks(threads, W1.size + filters)
-        with timer("convolution sweep", "parallel", chunks):
+        with timer("convolution sweep", "parallel", filters):
             sums = conv_sweep(xpad, params["W2"], params["W3"], conv.stride, filter_h,
-                              filter_w, a1, a2, a3, labels, h, chunks)
+                              filter_w, a1, a2, a3, labels, h)
     with timer("finish", "serial"):
         scale = 1.0 / (labels.size * 2.0 * h)
         return {"W1": (sums[:, :-1] * scale).reshape(W1.shape), "b1": sums[:, -1] * scale,

@@ -76,6 +76,14 @@ def activate(a, act):
     return a if a > 0.0 else 0.0
 
 
+@njit(inline="always", **JIT_OPTIONS)
+def relu_shift(a, s):
+    """``relu(a + s) - relu(a)``, exactly ``s`` when no kink lies between."""
+    if a > 0.0:
+        return s if a + s > 0.0 else -a
+    return a + s if a + s > 0.0 else 0.0
+
+
 @njit(**JIT_OPTIONS)
 def dense_affine(z, W, b, out):
     """``out = z @ W + b`` for one sample; exact zeros of ``z`` are skipped."""

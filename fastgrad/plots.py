@@ -56,12 +56,22 @@ def smooth_curve(x):
 
 
 def describe(config):
-    """``784-100-100-10 relu net on mnist`` and the like, from a run's configuration."""
-    sizes = [config["input_size"], *config["hidden_size_list"], config["output_size"]]
+    """``784-100-100-10 relu net (init he) on mnist`` and the like, from a run's configuration."""
     decay = config.get("weight_decay_lambda", 0)
-    return (f"{'-'.join(map(str, sizes))} {config['activation']} net "
-            f"(init {config['weight_init_std']}{f', decay {decay:g}' if decay else ''}) "
-            f"on {config['dataset']}")
+    return (f"{architecture(config)} (init {config['weight_init_std']}"
+            f"{f', decay {decay:g}' if decay else ''}) on {config['dataset']}")
+
+
+def architecture(config):
+    """The network of a training run's configuration, in words: the layer sizes of a
+    fully connected net, or the convolutional net's layers."""
+    if config.get("net") == "convnet":
+        cp, dims = config["conv_param"], "x".join(map(str, config["input_dim"]))
+        return (f"convnet {dims} -> {cp['filter_num']} filters {cp['filter_size']}x"
+                f"{cp['filter_size']} (pad {cp['pad']}, stride {cp['stride']}) -> relu -> "
+                f"pool -> {config['hidden_size_list'][0]} relu -> {config['output_size']}")
+    sizes = [config["input_size"], *config["hidden_size_list"], config["output_size"]]
+    return f"{'-'.join(map(str, sizes))} {config['activation']} net"
 
 
 def plot_history(history, path, *, dpi=120):

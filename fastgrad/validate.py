@@ -32,9 +32,6 @@ BACKPROP_TOL = 1e-7
 FULL_REFERENCE_MAX = 50_000
 #: Indices per tensor of the default sample.
 DEFAULT_SAMPLE = 32
-#: Share of entries a ReLU net's backprop must match when it is benchmarked
-#: against the reference as a method (kinks: see :func:`excused_at_kinks`).
-RELU_ANALYTIC_SHARE = 0.9
 #: Rounding noise of the book's NumPy loss over ``eps |f| / h``, generous: the
 #: kink test of :func:`excused_at_kinks` only sees entries already beyond tol.
 RELU_NOISE_AMPLIFICATION = 100.0
@@ -62,9 +59,6 @@ class Comparison:
     tol: float
     seconds: float
     tensors: list = field(default_factory=list)
-    #: share of entries that must lie within ``tol`` (below 1 where ReLU kinks
-    #: make some central differences legitimately differ from the derivative)
-    min_share: float = 1.0
     #: entries beyond ``tol`` may be excused (ReLU: steps that cross a kink)
     excusable: bool = False
 
@@ -88,9 +82,7 @@ class Comparison:
     def ok(self) -> bool:
         if self.excusable:
             return all(t.within == t.compared for t in self.tensors)
-        if self.min_share >= 1.0:
-            return self.max_abs <= self.tol
-        return self.share_within >= self.min_share
+        return self.max_abs <= self.tol
 
 
 def sample_indices(params, x, per_tensor, seed=0):
@@ -114,15 +106,13 @@ def sample_indices(params, x, per_tensor, seed=0):
     return out
 
 
-def compare(grads, expected, method, against, tol, seconds=float("nan"), min_share=1.0,
-            excused=None):
+def compare(grads, expected, method, against, tol, seconds=float("nan"), excused=None):
     """Per-tensor max absolute and relative error of ``grads`` vs ``expected``.
 
     Entries where ``expected`` is NaN were not sampled and are skipped;
     entries where ``excused[name]`` is True count as within the tolerance.
     """
-    out = Comparison(method, against, tol, seconds, min_share=min_share,
-                     excusable=excused is not None)
+    out = Comparison(method, against, tol, seconds, excusable=excused is not None)
     for name in expected:
         got = np.asarray(grads[name], dtype=np.float64)
         want = np.asarray(expected[name], dtype=np.float64)

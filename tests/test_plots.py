@@ -56,3 +56,14 @@ def test_method_comparison_figure(tmp_path):
             threads=1, say=lambda _: None)
     png = plots.plot_method_comparison(histories, tmp_path / "cmp.png")
     assert png.read_bytes()[:8] == PNG
+
+
+def test_training_figures_name_the_convnet_as_such():
+    config = {"net": "convnet", "input_dim": [1, 28, 28], "hidden_size_list": [100],
+              "output_size": 10, "input_size": 784, "activation": "relu",
+              "weight_init_std": 0.01, "weight_decay_lambda": 0.0, "dataset": "fashion",
+              "conv_param": {"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1}}
+    assert plots.describe(config) == ("convnet 1x28x28 -> 30 filters 5x5 (pad 0, stride 1) -> "
+                                      "relu -> pool -> 100 relu -> 10 (init 0.01) on fashion")
+    mlp = {**config, "net": "mlp", "hidden_size_list": [50], "weight_decay_lambda": 0.1}
+    assert plots.describe(mlp) == "784-50-10 relu net (init 0.01, decay 0.1) on fashion"

@@ -88,13 +88,9 @@ def _input_dim(config, given, data, ckpt):
 
 
 def _describe(config, n_train, n_test):
-    sizes = [config["input_size"], *config["hidden_size_list"], config["output_size"]]
-    net = f"{'-'.join(map(str, sizes))} {config['activation']} net"
-    if config["net"] == "convnet":
-        cp, dims = config["conv_param"], "x".join(map(str, config["input_dim"]))
-        net = (f"convnet {dims} -> {cp['filter_num']} filters {cp['filter_size']}x"
-               f"{cp['filter_size']} (pad {cp['pad']}, stride {cp['stride']}) -> relu -> "
-               f"pool -> {config['hidden_size_list'][0]} relu -> {config['output_size']}")
+    from fastgrad.plots import architecture  # matplotlib is imported only to draw
+
+    net = architecture(config)
     hyper = ", ".join(f"{k} {v:g}" for k, v in {"lr": config["lr"],
                                                  **config["optimizer_options"]}.items())
     decay, init = config["weight_decay_lambda"], config["weight_init_std"]

@@ -79,6 +79,20 @@ def test_readme_example_runs():
                                                            - namespace["b"]) / 50, atol=1e-8)
 
 
+def test_the_convnet_gradient_check_prints_what_the_guide_says(capsys):
+    """The chapter-7 guide's backprop check runs, and its output block is what it prints."""
+    text = (DOCS / "guide" / "nets.md").read_text(encoding="utf-8")
+    chapter = text[text.index("## Chapter 7"):]
+    code, printed = re.search(r"```python\n(.*?)```.*?```text\n(.*?)```",
+                              chapter[chapter.index("as chapter 5 checks"):], re.S).groups()
+    exec(compile(code, "nets.md", "exec"), {"__name__": "convnet_example"})
+    got = [line.split() for line in capsys.readouterr().out.splitlines()]
+    want = [line.split() for line in printed.splitlines()]
+    assert [name for name, _ in got] == [name for name, _ in want]
+    # two digits printed; NumPy's exp may round differently on another CPU
+    assert [float(v) for _, v in got] == pytest.approx([float(v) for _, v in want], rel=0.03)
+
+
 def test_every_subcommand_in_the_readme_and_on_the_cli_page():
     readme = README.read_text(encoding="utf-8")
     cli = (DOCS / "cli.md").read_text(encoding="utf-8")

@@ -5,7 +5,10 @@
     python bench/render_results.py --check          # exit 1 if a page differs from the JSON
 
 The block between ``<!-- bench-table:start -->`` and ``<!-- bench-table:end -->``
-in ``README.md`` and ``docs/performance.md`` is rewritten from the report, so no
+in ``README.md`` and ``docs/performance.md`` is rewritten from the fully connected
+net's report, and the ``convnet-table`` block of ``docs/performance.md`` from the
+newest ``fastgrad bench --net convnet`` report (its small net's jit rows below
+it), so no
 figure in those tables is typed by hand: method, threads, median time per
 gradient, speed-up over the book's loop, cost against backprop and the error
 against the book's loop, with the workload above the table and the date, CPU
@@ -28,6 +31,9 @@ RESULTS = ROOT / "bench" / "results"
 #: Pages holding a generated block, relative to the repository root.
 PAGES = ("README.md", "docs/performance.md")
 START, END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
+#: The convolutional net's table: its page and markers.
+CONV_PAGE = "docs/performance.md"
+CONV_MARKERS = ("<!-- convnet-table:start -->", "<!-- convnet-table:end -->")
 SCHEMA_PREFIX = "fastgrad-bench/"
 
 METHOD_LABELS = {
@@ -39,7 +45,7 @@ METHOD_LABELS = {
 SIMD_NAMES = {"avx2": "AVX2", "avx512f": "AVX-512F", "avx512_vnni": "AVX-512 VNNI",
               "avx": "AVX", "sse4_2": "SSE4.2", "fma": "FMA", "neon": "NEON"}
 # an absolute or home-relative path (POSIX or Windows), with a joining word before it
-_PATH = re.compile(r"\s*(?:\b(?:from|in|at|under)\s+)?(?<!\S)(?:~|[A-Za-z]:\\|/)[^\s,;)]*")
+_PATH = re.compile(r"\s*(?:\b(?:from|in|at|under)\s+)?(?<!\S)(?:~|[A-Za-z]:\\|/(?=\S))[^\s,;)]*")
 
 
 def load(path):
@@ -81,7 +87,9 @@ def strip_paths(text):
 
 
 def fmt_seconds(s):
-    """``12.1 s``, ``2.50 ms``, ``294 µs``: three significant digits."""
+    """``15.0 h``, ``12.1 s``, ``2.50 ms``, ``294 µs``: three significant digits."""
+    if s >= 3600:
+        return f"{s / 3600:.3g} h"
     for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
         if s >= scale or unit == "µs":
             return f"{s / scale:#.3g}".rstrip(".") + f" {unit}"
@@ -96,7 +104,10 @@ def fmt_number(x):
 
 
 def fmt_ratio(x):
-    """``41,240×``, ``15.8×``, ``2.09×``."""
+    """``41,240×``, ``15.8×``, ``2.09×``; ``—`` where the run has no such ratio (a
+    method not timed)."""
+    if x is None:
+        return "—"
     if x >= 100:
         return f"{x:,.0f}×"
     return f"{x:.1f}×" if x >= 10 else f"{x:.2f}×"
@@ -117,10 +128,20 @@ def _error(row):
     return f"{text} (not a finite difference)" if row["method"] == "backprop" else text
 
 
+def _net_text(w):
+    """``784-50-10 sigmoid net`` or the convolutional net's layers, from a report's workload."""
+    if w.get("net") == "convnet":
+        dims, conv, hidden, out = w["layers"]
+        m = re.fullmatch(r"conv(\d+)x(\d+)x(\d+)p(\d+)s(\d+)", conv)
+        if m:
+            fn, fh, fw, pad, stride = m.groups()
+            conv = f"{fn} filters {fh}x{fw} (pad {pad}, stride {stride})"
+        return f"SimpleConvNet {dims} -> {conv} -> relu -> pool -> {hidden} relu -> {out}"
+    return f"{'-'.join(str(n) for n in w['layers'])} {w.get('activation', 'sigmoid')} net"
+
+
 def _workload(report):
     w = report["workload"]
-    layers = "-".join(str(n) for n in w["layers"])
-    activation = w.get("activation", "sigmoid")
     data = strip_paths(str(w.get("description") or w.get("data") or "data not recorded"))
     tol = report.get("tolerance", {})
     check = ""
@@ -128,7 +149,7 @@ def _workload(report):
         check = (f" Every method was checked against the book's loop before it was timed "
                  f"(max abs error ≤ {fmt_number(tol['numerical'])}")
         check += f"; backprop ≤ {fmt_number(tol['analytic'])})." if "analytic" in tol else ")."
-    return (f"{layers} {activation} net ({w['n_params']:,} parameters), batch {w['batch']}: "
+    return (f"{_net_text(w)} ({w['n_params']:,} parameters), batch {w['batch']}: "
             f"{data}; h = {fmt_number(w['h'])}, float64, seed {w.get('seed', 0)}.{check}")
 
 
@@ -177,6 +198,34 @@ def _startup(report):
             + "; ".join(parts) + ".")
 
 
+def _table(report):
+    """The method rows of ``report``'s timings, as markdown."""
+    lines = ["| method | threads | time per gradient | speed-up vs the book's loop "
+             "| cost vs backprop | max abs error vs the book's loop |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for row in report["timings"]:
+        label = METHOD_LABELS.get(row["method"], f"`{row['method']}`")
+        if row.get("sampled"):
+            label += ", sampled and scaled"
+        lines.append(f"| {label} | {_threads(row)} | {fmt_seconds(row['median_s'])} "
+                     f"| {fmt_ratio(row['speedup_vs_reference'])} "
+                     f"| {fmt_ratio(row['cost_vs_backprop'])} | {_error(row)} |")
+    return lines
+
+
+def render_convnet(report, source):
+    """The convnet block: ``render`` of the report, then its small net's table (jit)."""
+    text = render(report, source)
+    small = report.get("small_net")
+    notes = [strip_paths(n) for n in report.get("notes", []) if n.startswith("reference")]
+    extra = [""] + [f"Note: {n}" for n in notes]
+    if small:
+        extra += ["", "The jit method runs a whole forward pass per parameter (hours on this "
+                  f"net), so the same run times it on a small net: {_workload(small)}", "",
+                  *_table(small)]
+    return text + "\n" + "\n".join(extra)
+
+
 def render(report, source):
     """The markdown between the markers for ``report`` (saved at ``source``)."""
     created = datetime.fromisoformat(report["created"])
@@ -192,15 +241,8 @@ def render(report, source):
         f"<!-- generated by `python bench/render_results.py` from {shown}: do not edit -->",
         _workload(report),
         "",
-        "| method | threads | time per gradient | speed-up vs the book's loop "
-        "| cost vs backprop | max abs error vs the book's loop |",
-        "|---|---:|---:|---:|---:|---:|",
+        *_table(report),
     ]
-    for row in report["timings"]:
-        label = METHOD_LABELS.get(row["method"], f"`{row['method']}`")
-        lines.append(f"| {label} | {_threads(row)} | {fmt_seconds(row['median_s'])} "
-                     f"| {fmt_ratio(row['speedup_vs_reference'])} "
-                     f"| {fmt_ratio(row['cost_vs_backprop'])} | {_error(row)} |")
     mode = " (`--quick` run)" if report.get("mode") == "quick" else ""
     lines += [
         "",
@@ -213,20 +255,33 @@ def render(report, source):
     return "\n".join(lines)
 
 
-def replace_block(text, block, where="text"):
+def replace_block(text, block, where="text", markers=(START, END)):
     """``text`` with the part between the markers replaced by ``block``."""
-    if text.count(START) != 1 or text.count(END) != 1:
-        raise ValueError(f"{where} must hold exactly one {START} ... {END} block")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{block}\n{END}{tail}"
+    start, end = markers
+    if text.count(start) != 1 or text.count(end) != 1:
+        raise ValueError(f"{where} must hold exactly one {start} ... {end} block")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{block}\n{end}{tail}"
 
 
-def block_of(text, where="text"):
+def block_of(text, where="text", markers=(START, END)):
     """The current content between the markers of ``text``."""
-    if text.count(START) != 1 or text.count(END) != 1:
-        raise ValueError(f"{where} must hold exactly one {START} ... {END} block")
-    return text.split(START, 1)[1].split(END, 1)[0].strip("\n")
+    start, end = markers
+    if text.count(start) != 1 or text.count(end) != 1:
+        raise ValueError(f"{where} must hold exactly one {start} ... {end} block")
+    return text.split(start, 1)[1].split(end, 1)[0].strip("\n")
+
+
+def blocks(report_path=None):
+    """``(page, markers, block, source)`` for every generated block: the fully connected
+    net's table from ``report_path`` (default: its newest report) on every page, and the
+    newest convnet report's table on the performance page."""
+    source = Path(report_path) if report_path else newest()
+    out = [(page, (START, END), render(load(source), source), source) for page in PAGES]
+    conv = newest(net="convnet")
+    out.append((CONV_PAGE, CONV_MARKERS, render_convnet(load(conv), conv), conv))
+    return out
 
 
 def main(argv=None):
@@ -237,22 +292,20 @@ def main(argv=None):
     parser.add_argument("--check", action="store_true",
                         help="change nothing; exit 1 if a page's block differs from the report")
     args = parser.parse_args(argv)
-    source = Path(args.report) if args.report else newest()
-    block = render(load(source), source)
     stale = []
-    for page in PAGES:
+    for page, markers, block, source in blocks(args.report):
         path = ROOT / page
         text = path.read_text(encoding="utf-8")
-        new = replace_block(text, block, page)
+        new = replace_block(text, block, page, markers)
         if new == text:
             continue
         if args.check:
-            stale.append(page)
+            stale.append(f"{page} ({source.name})")
         else:
             path.write_text(new, encoding="utf-8")
-            print(f"rewrote the table in {page}")
+            print(f"rewrote the table of {source.name} in {page}")
     if stale:
-        print(f"out of date with {source.name}: {', '.join(stale)} "
+        print(f"out of date with their reports: {', '.join(stale)} "
               f"(run python bench/render_results.py)", file=sys.stderr)
         return 1
     return 0

@@ -104,12 +104,21 @@ def test_every_subcommand_in_the_readme_and_on_the_cli_page():
 # --- generated tables -----------------------------------------------------------------
 
 def test_bench_tables_are_rendered_from_the_newest_saved_report():
-    source = render_results.newest()
-    want = render_results.render(render_results.load(source), source)
-    for page in render_results.PAGES:
-        got = render_results.block_of((ROOT / page).read_text(encoding="utf-8"), page)
+    blocks = render_results.blocks()
+    assert {page for page, *_ in blocks} == {*render_results.PAGES, render_results.CONV_PAGE}
+    assert any(source.name.startswith("convnet") for *_, source in blocks)
+    for page, markers, want, source in blocks:
+        got = render_results.block_of((ROOT / page).read_text(encoding="utf-8"), page, markers)
         assert got == want, f"{page} differs from {source.name}: run python bench/render_results.py"
     assert render_results.main(["--check"]) == 0
+
+
+def test_the_convnet_table_names_its_sampled_loop_and_its_small_net():
+    source = render_results.newest(net="convnet")
+    text = render_results.render_convnet(render_results.load(source), source)
+    assert "SimpleConvNet 1x28x28 -> 30 filters 5x5" in text
+    assert "sampled and scaled" in text and "433,890 / " in text
+    assert "small net: SimpleConvNet" in text and "| `jit` (compiled" in text
 
 
 def _report(created, description="MNIST test digits 0..99", **extra):

@@ -114,10 +114,14 @@ def plot_history(history, path, *, dpi=120):
     ax_loss.legend(loc="upper right")
 
     epochs = [r.epoch for r in history.epochs]
-    ax_acc.plot(epochs, [r.train_acc for r in history.epochs], "o-", color="tab:blue",
-                markersize=4, label="train acc")
-    ax_acc.plot(epochs, [r.test_acc for r in history.epochs], "s--", color="tab:orange",
-                markersize=4, label="test acc")
+    train = [r.train_acc for r in history.epochs]
+    test = [r.test_acc for r in history.epochs]
+    final_epoch = _final_epoch(history)
+    if final_epoch is not None:  # the run ended between two epochs: its last point
+        epochs, train, test = (epochs + [final_epoch], train + [history.final_train_acc],
+                               test + [history.final_test_acc])
+    ax_acc.plot(epochs, train, "o-", color="tab:blue", markersize=4, label="train acc")
+    ax_acc.plot(epochs, test, "s--", color="tab:orange", markersize=4, label="test acc")
     ax_acc.set(xlabel="epochs", ylabel="accuracy", title="accuracy on the full sets",
                ylim=(0, 1.0))
     ax_acc.grid(alpha=0.3)
@@ -127,10 +131,29 @@ def plot_history(history, path, *, dpi=120):
                         f"test {history.final_test_acc:.4f}",
                         xy=(0.98, 0.22), xycoords="axes fraction", ha="right", fontsize=9)
 
-    fig.suptitle(f"{describe(cfg)}: {cfg['method']} gradient, {cfg['optimizer']} lr "
+    # two lines: a convnet's description alone fills the figure's width
+    fig.suptitle(f"{describe(cfg)}\n{cfg['method']} gradient, {cfg['optimizer']} lr "
                  f"{cfg['lr']:g}, batch {cfg['batch_size']}, {history.iterations} iterations, "
                  f"seed {cfg['seed']}", fontsize=10)
     return atomic_write(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=dpi))
+
+
+def _final_epoch(history):
+    """The epoch of the final accuracies when no epoch record holds them, else None.
+
+    Epoch records sit at iteration ``1 + k * per_epoch`` (epoch ``k``); the
+    final accuracies are measured after the last iteration.
+    """
+    if history.final_test_acc is None or not history.epochs:
+        return None
+    last = history.epochs[-1]
+    if last.iteration >= history.iterations:
+        return None
+    later = [r for r in history.epochs if r.epoch > 0]
+    if not later:
+        return None
+    per_epoch = (later[0].iteration - 1) / later[0].epoch
+    return (history.iterations - 1) / per_epoch
 
 
 def plot_comparison(histories, path, *, dpi=100):

@@ -239,3 +239,10 @@ def test_history_save_and_plot(tmp_path):
     assert rows[1].startswith("1,") and rows[1].count(",") == 4 and rows[2].endswith(",,,")
     png = plots.plot_history(h, tmp_path / "out" / "training.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_figure_ends_where_the_run_ends():
+    h = run(iters=25)  # epochs of 10 iterations: records at 1, 11, 21, and the end at 25
+    assert [r.iteration for r in h.epochs] == [1, 11, 21]
+    assert plots._final_epoch(h) == pytest.approx(24 / 10)
+    assert plots._final_epoch(run(iters=21)) is None  # the last record is the end

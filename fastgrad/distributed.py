@@ -43,6 +43,7 @@ import numpy as np
 import fastgrad
 from fastgrad import config, generic, reference
 from fastgrad.arch import SIGMOID, Arch
+from fastgrad.convarch import CONV_PARAM_NAMES
 
 #: How to get Dask, for the error raised when it is missing.
 INSTALL_HINT = 'pip install "fastgrad[distributed]"'
@@ -270,13 +271,21 @@ class FunctionJob:
     jitted: bool
 
 
-def _flat_names(params):
-    """``[(name, start, stop)]``: where each tensor sits in the flat parameters."""
-    out, start = [], 0
-    for name in reference.param_names(params):
-        out.append((name, start, start + params[name].size))
-        start += params[name].size
+def _chunk_indices(params, names, start, stop):
+    """``{name: flat indices}``: the entries ``start:stop`` of the tensors ``names`` laid
+    back to back."""
+    out, offset = {}, 0
+    for name in names:
+        size = params[name].size
+        if offset < stop and offset + size > start:
+            out[name] = np.arange(max(start, offset), min(stop, offset + size)) - offset
+        offset += size
     return out
+
+
+def _chunk_values(grads, indices):
+    """The entries ``indices`` of ``grads``, in flat order: one chunk's values."""
+    return np.concatenate([grads[name].reshape(-1)[idx] for name, idx in indices.items()])
 
 
 def net_chunk(job, start, stop):
@@ -287,11 +296,36 @@ def net_chunk(job, start, stop):
         return jit_gradient_range(job.params, job.x, job.labels, job.h,
                                   _worker_threads(job.threads), start, stop, job.arch)
     # the book's loop restricted to this chunk's entries: the same values as the full loop
-    indices = {name: np.arange(max(start, a), min(stop, b)) - a
-               for name, a, b in _flat_names(job.params) if a < stop and b > start}
+    indices = _chunk_indices(job.params, reference.param_names(job.params), start, stop)
     grads = reference.net_numerical_gradient(job.params, job.x, job.labels, job.h, *job.arch,
                                              indices=indices)
-    return np.concatenate([grads[name].reshape(-1)[idx] for name, idx in indices.items()])
+    return _chunk_values(grads, indices)
+
+
+@dataclass(frozen=True)
+class ConvJob:
+    """The convolutional net's reference: validated ``params``, batch, labels, step, ``conv``."""
+
+    params: dict
+    x: np.ndarray
+    labels: np.ndarray
+    h: float
+    conv: tuple  # fastgrad.convarch.ConvArch: (stride, pad)
+    method: str = "reference"
+
+
+def conv_chunk(job, start, stop):
+    """Entries ``start:stop`` of the convnet's flat reference gradient (``W1, b1, ..., b3``).
+
+    The book's loop of :func:`fastgrad.reference_conv.numerical_gradient`
+    restricted to this chunk's entries: the same values as the full loop.
+    """
+    from fastgrad import reference_conv
+
+    indices = _chunk_indices(job.params, CONV_PARAM_NAMES, start, stop)
+    grads = reference_conv.numerical_gradient(job.params, job.x, job.labels, job.h, job.conv,
+                                              indices=indices)
+    return _chunk_values(grads, indices)
 
 
 def net_whole(job):
@@ -345,14 +379,19 @@ def _digest(*arrays):
 
 
 def net_identity(job, chunk_size):
-    """The manifest of a net's run: what must match for a journal to be resumed."""
-    names = reference.param_names(job.params)
+    """The manifest of a net's run (:class:`NetJob` or :class:`ConvJob`): what must match
+    for a journal to be resumed."""
+    if isinstance(job, ConvJob):
+        names, net = CONV_PARAM_NAMES, {"net": "convnet", "stride": job.conv[0],
+                                        "pad": job.conv[1]}
+    else:
+        names, net = reference.param_names(job.params), {"activation": job.arch[0],
+                                                         "weight_decay": job.arch[1]}
     return {
         "format": 1,
         "method": job.method,
         "h": job.h,
-        "activation": job.arch[0],
-        "weight_decay": job.arch[1],
+        **net,
         "params_sha256": _digest(*(job.params[name] for name in names)),
         "param_shapes": {name: "x".join(map(str, job.params[name].shape)) for name in names},
         "x_sha256": _digest(job.x),
@@ -540,19 +579,47 @@ def net_gradient(client, method, params, x, labels, h, arch=SIGMOID, *, threads=
                              f"got {method!r}")
         job_future = client.submit(_identity, job, pure=False)
         return client.submit(net_whole, job_future, pure=False, retries=RETRIES).result()
-    n_items = sum(v.size for v in params.values())
-    if chunk_size is None and journal is not None:
-        chunk_size = journal.stored_chunk_size()
-    if chunk_size is None:
-        seconds = _seconds_of(lambda: reference.loss(params, x, labels, *job.arch))
-        chunk_size = default_chunk_size(n_items, 2 * seconds, _worker_thread_count(client))
-    identity = net_identity(job, chunk_size) if journal is not None else None
-    flat = run_chunks(client, net_chunk, job, n_items, chunk_size, journal=journal,
-                      identity=identity, progress=progress, on_chunk=on_chunk,
-                      desc=f"{method} chunks")
+    flat = _run_net_chunks(client, net_chunk, job, chunk_size, journal, progress, on_chunk,
+                           lambda: reference.loss(params, x, labels, *job.arch))
     from fastgrad.methods import gradient_from_flat
 
     return gradient_from_flat(flat, params, method, h, job.arch)
+
+
+def _run_net_chunks(client, task, job, chunk_size, journal, progress, on_chunk, loss):
+    """:func:`run_chunks` of a net's job; the default chunk size from one timed ``loss()``
+    (two per entry), or the one of the journal being resumed."""
+    n_items = sum(v.size for v in job.params.values())
+    if chunk_size is None and journal is not None:
+        chunk_size = journal.stored_chunk_size()
+    if chunk_size is None:
+        chunk_size = default_chunk_size(n_items, 2 * _seconds_of(loss),
+                                        _worker_thread_count(client))
+    identity = net_identity(job, chunk_size) if journal is not None else None
+    return run_chunks(client, task, job, n_items, chunk_size, journal=journal,
+                      identity=identity, progress=progress, on_chunk=on_chunk,
+                      desc=f"{job.method} chunks")
+
+
+def conv_reference_gradient(client, params, x, labels, h, conv, *, chunk_size=None,
+                            journal=None, progress=False, on_chunk=None):
+    """The convnet's reference gradient on ``client``, bitwise the one-machine dict.
+
+    Chunks of the flat ``W1, b1, ..., b3`` run the book's loop
+    (:func:`conv_chunk`) on the inputs validated by
+    :func:`fastgrad.convarch.check_conv_batch`; ``conv`` is ``(stride, pad)``.
+    The other arguments are those of :func:`net_gradient`.
+    """
+    from fastgrad import reference_conv
+    from fastgrad.methods import gradient_from_flat
+
+    check_client(client)
+    chunk_size = check_chunk_size(chunk_size)
+    job = ConvJob(params, x, labels, h, tuple(conv))
+    flat = _run_net_chunks(client, conv_chunk, job, chunk_size, journal, progress, on_chunk,
+                           lambda: reference_conv.loss(params, x, labels, conv))
+    # W1, b1, W2, b2, W3, b3 is also the fully connected order of three layers
+    return gradient_from_flat(flat, params, "reference", h)
 
 
 def function_gradient(client, f, work, args, h, jitted, *, chunk_size=None, progress=False):
@@ -631,14 +698,19 @@ def add_cluster_arguments(parser):
                              "it holds")
 
 
-def cluster_reference(args, params, x, t, arch):
-    """The check command's full reference on ``--cluster``, or None to compute it here.
+def cluster_reference(args, params, x, t, arch=SIGMOID, conv=None):
+    """The check command's full reference on ``--cluster``: ``(gradient, seconds)``, or None.
 
-    None without ``--cluster`` and when the reference is sampled (a sample
-    takes seconds on one machine).
+    None (compute it here) without ``--cluster`` and when the reference is
+    sampled (a sample takes seconds on one machine). ``conv`` (``(stride,
+    pad)``) makes it the convolutional net's reference
+    (:func:`conv_reference_gradient`), else the fully connected net's of
+    ``arch``. ``seconds`` is the wall time of the gradient on the cluster,
+    the start of a ``local:N`` cluster left out.
     """
     from fastgrad import inputs
     from fastgrad.validate import resolve_sample
+    from fastgrad.validate_conv import resolve_conv_sample
 
     if args.cluster is None:
         if args.out is not None or args.resume:
@@ -647,12 +719,19 @@ def cluster_reference(args, params, x, t, arch):
         return None
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out DIR (the journal to continue)")
-    if resolve_sample(args.sample, params) is not None:
+    sampled = (resolve_conv_sample(args.sample) if conv is not None
+               else resolve_sample(args.sample, params))
+    if sampled is not None:
         print("--cluster: the reference is sampled (fast here); --full sends every "
               "parameter to the cluster")
         return None
-    params, x, labels = inputs.check_batch(params, x, t)
     h = inputs.check_h(args.h, inputs.NET_H_RANGE)
+    if conv is not None:
+        from fastgrad.convarch import check_conv_batch
+
+        params, x, labels, _ = check_conv_batch(params, x, t, conv)
+    else:
+        params, x, labels = inputs.check_batch(params, x, t)
     journal = Journal(args.out, resume=args.resume) if args.out is not None else None
     try:
         import_distributed()
@@ -667,9 +746,13 @@ def cluster_reference(args, params, x, t, arch):
         def count(start, stop, source):
             counts[source] += 1
 
+        kw = {"journal": journal, "progress": True, "on_chunk": count}
         start = time.perf_counter()
-        grads = net_gradient(client, "reference", params, x, labels, h, arch,
-                             journal=journal, progress=True, on_chunk=count)
+        if conv is not None:
+            grads = conv_reference_gradient(client, params, x, labels, h, conv, **kw)
+        else:
+            grads = net_gradient(client, "reference", params, x, labels, h, arch, **kw)
+        seconds = time.perf_counter() - start
     print(f"reference on the cluster: {counts['computed']} chunks computed, "
-          f"{counts['journal']} from the journal, {time.perf_counter() - start:.1f} s")
-    return grads
+          f"{counts['journal']} from the journal, {seconds:.1f} s")
+    return grads, seconds

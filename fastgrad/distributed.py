@@ -681,12 +681,15 @@ def function_columns(client, f, work, args, h, offsets, out_shape, jitted, *, ch
 
 # -- the CLI -----------------------------------------------------------------------------------
 
-def add_cluster_arguments(parser):
-    """``--cluster``, ``--full``, ``--out``, ``--resume`` (the check command)."""
+def add_cluster_arguments(parser, journal=True, what="compute the reference"):
+    """``--cluster`` (its help begins with ``what``); with ``journal`` (the check command)
+    also ``--full``, ``--out`` and ``--resume``."""
     parser.add_argument("--cluster", default=None, metavar="ADDRESS|local:N",
-                        help="compute the reference on a Dask cluster: a running scheduler "
+                        help=f"{what} on a Dask cluster: a running scheduler "
                              "(tcp://host:8786) or local:N, N single-threaded worker processes "
                              f"started here (needs {INSTALL_HINT})")
+    if not journal:
+        return
     parser.add_argument("--full", dest="sample", action="store_const", const="all",
                         help="every parameter through the reference, not a sample "
                              "(same as --sample all)")
@@ -696,6 +699,18 @@ def add_cluster_arguments(parser):
     parser.add_argument("--resume", action="store_true",
                         help="with --out: continue the journal in DIR, recomputing nothing "
                              "it holds")
+
+
+@contextmanager
+def connect_cli(cluster):
+    """:func:`connect` for a command: a missing Dask extra is a :class:`ClusterError` too,
+    which the CLI reports in one line."""
+    try:
+        import_distributed()
+    except ModuleNotFoundError as exc:
+        raise ClusterError(str(exc)) from None
+    with connect(cluster) as client:
+        yield client
 
 
 def cluster_reference(args, params, x, t, arch=SIGMOID, conv=None):
@@ -733,11 +748,7 @@ def cluster_reference(args, params, x, t, arch=SIGMOID, conv=None):
     else:
         params, x, labels = inputs.check_batch(params, x, t)
     journal = Journal(args.out, resume=args.resume) if args.out is not None else None
-    try:
-        import_distributed()
-    except ModuleNotFoundError as exc:  # the CLI reports environment errors in one line
-        raise ClusterError(str(exc)) from None
-    with connect(args.cluster) as client:
+    with connect_cli(args.cluster) as client:
         workers = client.nthreads()
         print(f"cluster {args.cluster}: {len(workers)} workers, {sum(workers.values())} "
               f"threads", flush=True)

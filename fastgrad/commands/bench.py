@@ -8,7 +8,7 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from fastgrad import distributed
+from fastgrad.commands import cluster
 from fastgrad.commands.args import (
     add_net_kind_arguments,
     add_network_arguments,
@@ -101,7 +101,7 @@ def register(subparsers):
                         "digits)")
     p.add_argument("--synthetic", action="store_true",
                    help="use seeded MNIST-like synthetic digits even if MNIST is available")
-    distributed.add_cluster_arguments(
+    cluster.add_cluster_arguments(
         p, journal=False, what="also time the reference and jit, whole gradients split in "
                                "chunks over the workers (validated like the others),")
     p.add_argument("--json", metavar="PATH", help="save the report as JSON")
@@ -168,7 +168,7 @@ def run(args) -> int:
             check_output_path(path, flag)
 
     # the cluster is opened (and checked) before anything is measured, closed after
-    with (distributed.connect_cli(args.cluster) if args.cluster else nullcontext()) as client:
+    with (cluster.connect_cli(args.cluster) if args.cluster else nullcontext()) as client:
         report = run_benchmark(
             args.methods, args.threads, hidden=args.hidden, batch=args.batch,
             repeats=args.repeats, quick=args.quick, verify_only=args.verify_only,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from fastgrad import config, distributed
+from fastgrad import config
+from fastgrad.commands import cluster
 from fastgrad.commands.args import (
     add_net_kind_arguments,
     add_network_arguments,
@@ -58,7 +59,7 @@ def register(subparsers):
     p.add_argument("--synthetic", action="store_true", help="use synthetic data")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="also say which kernels the methods picked for this batch, and why")
-    distributed.add_cluster_arguments(p)
+    cluster.add_cluster_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -77,7 +78,7 @@ def run(args) -> int:
     print(f"threads {args.threads or config.default_threads()}, h = {args.h:g}; "
           f"computing the reference (the book's loop; slow) ...", flush=True)
     start = time.perf_counter()
-    reference, ref_seconds = (distributed.cluster_reference(args, net.params, work.x, work.t,
+    reference, ref_seconds = (cluster.cluster_reference(args, net.params, work.x, work.t,
                                                             net.arch) or (None, None))
     reports = validate(net.params, work.x, work.t, methods=args.methods, tol=args.tol,
                        h=args.h, threads=args.threads, backprop_tol=args.backprop_tol,
@@ -142,7 +143,7 @@ def run_convnet(args) -> int:
     print(f"threads {args.threads or config.default_threads()}, h = {args.h:g}; "
           f"computing the reference (the book's loop; slow) ...", flush=True)
     start = time.perf_counter()
-    reference, ref_seconds = (distributed.cluster_reference(args, net.params, work.x, work.t,
+    reference, ref_seconds = (cluster.cluster_reference(args, net.params, work.x, work.t,
                                                             conv=net.conv) or (None, None))
     reports, skipped = validate_conv(
         net.params, work.x, work.t, methods=args.methods, tol=args.tol, h=args.h,

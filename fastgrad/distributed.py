@@ -8,7 +8,8 @@ one chunk on a worker with the chosen method and returns that slice, and the
 client writes it into place. What this module guarantees:
 
 - **Same bits.** Every entry is computed by the same code on the same inputs as
-  on one machine (the book's loop of :mod:`fastgrad.reference` on a private
+  on one machine (the book's loop of :mod:`fastgrad.reference`, or of
+  :mod:`fastgrad.reference_conv` for the convolutional net, on a private
   copy, or the ``jit`` kernel's range entry
   :func:`fastgrad.kernels.full.full_gradient_range`), perturbing only that
   entry, so the result does not depend on the number of workers, their threads

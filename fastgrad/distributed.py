@@ -8,7 +8,8 @@ one chunk on a worker with the chosen method and returns that slice, and the
 client writes it into place. What this module guarantees:
 
 - **Same bits.** Every entry is computed by the same code on the same inputs as
-  on one machine (the book's loop of :mod:`fastgrad.reference` on a private
+  on one machine (the book's loop of :mod:`fastgrad.reference`, or of
+  :mod:`fastgrad.reference_conv` for the convolutional net, on a private
   copy, or the ``jit`` kernel's range entry
   :func:`fastgrad.kernels.full.full_gradient_range`), perturbing only that
   entry, so the result does not depend on the number of workers, their threads
@@ -43,6 +44,7 @@ import numpy as np
 import fastgrad
 from fastgrad import config, generic, reference
 from fastgrad.arch import SIGMOID, Arch
+from fastgrad.convarch import CONV_PARAM_NAMES
 
 #: How to get Dask, for the error raised when it is missing.
 INSTALL_HINT = 'pip install "fastgrad[distributed]"'
@@ -270,13 +272,21 @@ class FunctionJob:
     jitted: bool
 
 
-def _flat_names(params):
-    """``[(name, start, stop)]``: where each tensor sits in the flat parameters."""
-    out, start = [], 0
-    for name in reference.param_names(params):
-        out.append((name, start, start + params[name].size))
-        start += params[name].size
+def _chunk_indices(params, names, start, stop):
+    """``{name: flat indices}``: the entries ``start:stop`` of the tensors ``names`` laid
+    back to back."""
+    out, offset = {}, 0
+    for name in names:
+        size = params[name].size
+        if offset < stop and offset + size > start:
+            out[name] = np.arange(max(start, offset), min(stop, offset + size)) - offset
+        offset += size
     return out
+
+
+def _chunk_values(grads, indices):
+    """The entries ``indices`` of ``grads``, in flat order: one chunk's values."""
+    return np.concatenate([grads[name].reshape(-1)[idx] for name, idx in indices.items()])
 
 
 def net_chunk(job, start, stop):
@@ -287,11 +297,36 @@ def net_chunk(job, start, stop):
         return jit_gradient_range(job.params, job.x, job.labels, job.h,
                                   _worker_threads(job.threads), start, stop, job.arch)
     # the book's loop restricted to this chunk's entries: the same values as the full loop
-    indices = {name: np.arange(max(start, a), min(stop, b)) - a
-               for name, a, b in _flat_names(job.params) if a < stop and b > start}
+    indices = _chunk_indices(job.params, reference.param_names(job.params), start, stop)
     grads = reference.net_numerical_gradient(job.params, job.x, job.labels, job.h, *job.arch,
                                              indices=indices)
-    return np.concatenate([grads[name].reshape(-1)[idx] for name, idx in indices.items()])
+    return _chunk_values(grads, indices)
+
+
+@dataclass(frozen=True)
+class ConvJob:
+    """The convolutional net's reference: validated ``params``, batch, labels, step, ``conv``."""
+
+    params: dict
+    x: np.ndarray
+    labels: np.ndarray
+    h: float
+    conv: tuple  # fastgrad.convarch.ConvArch: (stride, pad)
+    method: str = "reference"
+
+
+def conv_chunk(job, start, stop):
+    """Entries ``start:stop`` of the convnet's flat reference gradient (``W1, b1, ..., b3``).
+
+    The book's loop of :func:`fastgrad.reference_conv.numerical_gradient`
+    restricted to this chunk's entries: the same values as the full loop.
+    """
+    from fastgrad import reference_conv
+
+    indices = _chunk_indices(job.params, CONV_PARAM_NAMES, start, stop)
+    grads = reference_conv.numerical_gradient(job.params, job.x, job.labels, job.h, job.conv,
+                                              indices=indices)
+    return _chunk_values(grads, indices)
 
 
 def net_whole(job):
@@ -345,14 +380,19 @@ def _digest(*arrays):
 
 
 def net_identity(job, chunk_size):
-    """The manifest of a net's run: what must match for a journal to be resumed."""
-    names = reference.param_names(job.params)
+    """The manifest of a net's run (:class:`NetJob` or :class:`ConvJob`): what must match
+    for a journal to be resumed."""
+    if isinstance(job, ConvJob):
+        names, net = CONV_PARAM_NAMES, {"net": "convnet", "stride": job.conv[0],
+                                        "pad": job.conv[1]}
+    else:
+        names, net = reference.param_names(job.params), {"activation": job.arch[0],
+                                                         "weight_decay": job.arch[1]}
     return {
         "format": 1,
         "method": job.method,
         "h": job.h,
-        "activation": job.arch[0],
-        "weight_decay": job.arch[1],
+        **net,
         "params_sha256": _digest(*(job.params[name] for name in names)),
         "param_shapes": {name: "x".join(map(str, job.params[name].shape)) for name in names},
         "x_sha256": _digest(job.x),
@@ -540,19 +580,47 @@ def net_gradient(client, method, params, x, labels, h, arch=SIGMOID, *, threads=
                              f"got {method!r}")
         job_future = client.submit(_identity, job, pure=False)
         return client.submit(net_whole, job_future, pure=False, retries=RETRIES).result()
-    n_items = sum(v.size for v in params.values())
-    if chunk_size is None and journal is not None:
-        chunk_size = journal.stored_chunk_size()
-    if chunk_size is None:
-        seconds = _seconds_of(lambda: reference.loss(params, x, labels, *job.arch))
-        chunk_size = default_chunk_size(n_items, 2 * seconds, _worker_thread_count(client))
-    identity = net_identity(job, chunk_size) if journal is not None else None
-    flat = run_chunks(client, net_chunk, job, n_items, chunk_size, journal=journal,
-                      identity=identity, progress=progress, on_chunk=on_chunk,
-                      desc=f"{method} chunks")
+    flat = _run_net_chunks(client, net_chunk, job, chunk_size, journal, progress, on_chunk,
+                           lambda: reference.loss(params, x, labels, *job.arch))
     from fastgrad.methods import gradient_from_flat
 
     return gradient_from_flat(flat, params, method, h, job.arch)
+
+
+def _run_net_chunks(client, task, job, chunk_size, journal, progress, on_chunk, loss):
+    """:func:`run_chunks` of a net's job; the default chunk size from one timed ``loss()``
+    (two per entry), or the one of the journal being resumed."""
+    n_items = sum(v.size for v in job.params.values())
+    if chunk_size is None and journal is not None:
+        chunk_size = journal.stored_chunk_size()
+    if chunk_size is None:
+        chunk_size = default_chunk_size(n_items, 2 * _seconds_of(loss),
+                                        _worker_thread_count(client))
+    identity = net_identity(job, chunk_size) if journal is not None else None
+    return run_chunks(client, task, job, n_items, chunk_size, journal=journal,
+                      identity=identity, progress=progress, on_chunk=on_chunk,
+                      desc=f"{job.method} chunks")
+
+
+def conv_reference_gradient(client, params, x, labels, h, conv, *, chunk_size=None,
+                            journal=None, progress=False, on_chunk=None):
+    """The convnet's reference gradient on ``client``, bitwise the one-machine dict.
+
+    Chunks of the flat ``W1, b1, ..., b3`` run the book's loop
+    (:func:`conv_chunk`) on the inputs validated by
+    :func:`fastgrad.convarch.check_conv_batch`; ``conv`` is ``(stride, pad)``.
+    The other arguments are those of :func:`net_gradient`.
+    """
+    from fastgrad import reference_conv
+    from fastgrad.methods import gradient_from_flat
+
+    check_client(client)
+    chunk_size = check_chunk_size(chunk_size)
+    job = ConvJob(params, x, labels, h, tuple(conv))
+    flat = _run_net_chunks(client, conv_chunk, job, chunk_size, journal, progress, on_chunk,
+                           lambda: reference_conv.loss(params, x, labels, conv))
+    # W1, b1, W2, b2, W3, b3 is also the fully connected order of three layers
+    return gradient_from_flat(flat, params, "reference", h)
 
 
 def function_gradient(client, f, work, args, h, jitted, *, chunk_size=None, progress=False):
@@ -610,66 +678,3 @@ def function_columns(client, f, work, args, h, offsets, out_shape, jitted, *, ch
     flat = run_chunks(client, column_chunk, job, work.size * width, chunk_size * width,
                       desc="f chunks")
     return flat.reshape(work.size, len(offsets), -1)
-
-
-# -- the CLI -----------------------------------------------------------------------------------
-
-def add_cluster_arguments(parser):
-    """``--cluster``, ``--full``, ``--out``, ``--resume`` (the check command)."""
-    parser.add_argument("--cluster", default=None, metavar="ADDRESS|local:N",
-                        help="compute the reference on a Dask cluster: a running scheduler "
-                             "(tcp://host:8786) or local:N, N single-threaded worker processes "
-                             f"started here (needs {INSTALL_HINT})")
-    parser.add_argument("--full", dest="sample", action="store_const", const="all",
-                        help="every parameter through the reference, not a sample "
-                             "(same as --sample all)")
-    parser.add_argument("--out", default=None, metavar="DIR",
-                        help="with --cluster: keep finished chunks of the reference in DIR "
-                             "(one .npy each and a manifest of the run)")
-    parser.add_argument("--resume", action="store_true",
-                        help="with --out: continue the journal in DIR, recomputing nothing "
-                             "it holds")
-
-
-def cluster_reference(args, params, x, t, arch):
-    """The check command's full reference on ``--cluster``, or None to compute it here.
-
-    None without ``--cluster`` and when the reference is sampled (a sample
-    takes seconds on one machine).
-    """
-    from fastgrad import inputs
-    from fastgrad.validate import resolve_sample
-
-    if args.cluster is None:
-        if args.out is not None or args.resume:
-            raise ValueError("--out and --resume keep the chunks of a --cluster run: "
-                             "add --cluster")
-        return None
-    if args.resume and args.out is None:
-        raise ValueError("--resume needs --out DIR (the journal to continue)")
-    if resolve_sample(args.sample, params) is not None:
-        print("--cluster: the reference is sampled (fast here); --full sends every "
-              "parameter to the cluster")
-        return None
-    params, x, labels = inputs.check_batch(params, x, t)
-    h = inputs.check_h(args.h, inputs.NET_H_RANGE)
-    journal = Journal(args.out, resume=args.resume) if args.out is not None else None
-    try:
-        import_distributed()
-    except ModuleNotFoundError as exc:  # the CLI reports environment errors in one line
-        raise ClusterError(str(exc)) from None
-    with connect(args.cluster) as client:
-        workers = client.nthreads()
-        print(f"cluster {args.cluster}: {len(workers)} workers, {sum(workers.values())} "
-              f"threads", flush=True)
-        counts = {"journal": 0, "computed": 0}
-
-        def count(start, stop, source):
-            counts[source] += 1
-
-        start = time.perf_counter()
-        grads = net_gradient(client, "reference", params, x, labels, h, arch,
-                             journal=journal, progress=True, on_chunk=count)
-    print(f"reference on the cluster: {counts['computed']} chunks computed, "
-          f"{counts['journal']} from the journal, {time.perf_counter() - start:.1f} s")
-    return grads

@@ -161,7 +161,7 @@ def _timed(method, params, x, labels, h, threads, arch):
 
 def validate(params, x, t, methods=None, tol=DEFAULT_TOL, h=1e-4, threads=None,
              backprop_tol=BACKPROP_TOL, reference=None, *, activation="sigmoid",
-             weight_decay=0.0, sample="auto", seed=0):
+             weight_decay=0.0, sample="auto", seed=0, reference_seconds=None):
     """Check every numerical method against the reference, and against backprop.
 
     Parameters
@@ -182,6 +182,8 @@ def validate(params, x, t, methods=None, tol=DEFAULT_TOL, h=1e-4, threads=None,
     reference : dict, optional
         A reference gradient already computed on the same inputs (NaN where
         not sampled).
+    reference_seconds : float, optional
+        How long ``reference`` took (reported with it; NaN when not given).
     activation, weight_decay
         The network's hidden activation and L2 strength.
     sample : 'auto', 'all' or int
@@ -214,7 +216,7 @@ def validate(params, x, t, methods=None, tol=DEFAULT_TOL, h=1e-4, threads=None,
         reference = reference_gradient(params, x, labels, h, arch, sample, seed)
         ref_seconds = time.perf_counter() - start
     else:
-        ref_seconds = float("nan")
+        ref_seconds = float("nan") if reference_seconds is None else float(reference_seconds)
     reports = []
     for method in methods:
         if method in ("backprop", "reference"):  # the witness and the analytic check

@@ -99,7 +99,8 @@ def _masked(grads, like):
 
 
 def validate_conv(params, x, t, methods=None, tol=DEFAULT_TOL, h=1e-4, threads=None,
-                  backprop_tol=BACKPROP_TOL, *, stride=1, pad=0, sample="auto", seed=0):
+                  backprop_tol=BACKPROP_TOL, *, stride=1, pad=0, sample="auto", seed=0,
+                  reference=None, reference_seconds=None):
     """Check the convnet's numerical methods against the reference, and against backprop.
 
     Parameters
@@ -129,6 +130,12 @@ def validate_conv(params, x, t, methods=None, tol=DEFAULT_TOL, h=1e-4, threads=N
         :data:`fastgrad.validate.DEFAULT_SAMPLE`).
     seed : int
         Seed of the sample.
+    reference : dict, optional
+        A reference gradient already computed on the same inputs (NaN where
+        not sampled), e.g. on a Dask cluster
+        (:func:`fastgrad.distributed.conv_reference_gradient`).
+    reference_seconds : float, optional
+        How long ``reference`` took (reported with it; NaN when not given).
 
     Returns
     -------
@@ -160,9 +167,12 @@ def validate_conv(params, x, t, methods=None, tol=DEFAULT_TOL, h=1e-4, threads=N
         raise ValueError(f"methods: jit runs a full forward pass for each of the {n_params:,} "
                          f"parameters (hours) and cannot be sampled; it runs on nets of at "
                          f"most {JIT_MAX_PARAMS:,} parameters (e.g. --filters 4 --hidden 10)")
-    start = time.perf_counter()
-    reference = conv_reference_gradient(params, x, labels, h, conv, sample, seed)
-    ref_seconds = time.perf_counter() - start
+    if reference is None:
+        start = time.perf_counter()
+        reference = conv_reference_gradient(params, x, labels, h, conv, sample, seed)
+        ref_seconds = time.perf_counter() - start
+    else:
+        ref_seconds = float("nan") if reference_seconds is None else float(reference_seconds)
     reports = []
     for method in methods:
         if method in ("backprop", "reference"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -20,8 +21,9 @@ import pytest
 from numba import njit
 
 import fastgrad
-from fastgrad import cli, distributed, methods, reference
+from fastgrad import cli, distributed, methods, reference, reference_conv
 from fastgrad.arch import make_arch
+from fastgrad.convarch import check_conv_batch, make_conv_arch
 from fastgrad.distributed import ClusterError, Journal, connect
 from fastgrad.inputs import check_batch
 
@@ -110,6 +112,33 @@ def test_net_gradient_is_bitwise_the_one_machine_result(client, warm_jit_range, 
     spread = net.numerical_gradient(x, t, method=method, client=client, chunk_size=chunk_size)
     assert same_bits(one, spread)
     assert same_bits(net.params, before)  # parameters never left modified
+
+
+def tiny_convnet():
+    """Padding and stride 2, so that the cluster's job carries the convolution's shape."""
+    return fastgrad.SimpleConvNet((2, 11, 11), {"filter_num": 3, "filter_size": 3, "pad": 1,
+                                              "stride": 2}, hidden_size=5, output_size=4,
+                                  weight_init_std=0.3, seed=2)
+
+
+def tiny_conv_batch():
+    rng = np.random.default_rng(7)
+    return rng.random((3, 2, 11, 11)), np.array([0, 3, 1])
+
+
+@needs_dask
+@pytest.mark.parametrize("chunk_size", [None, 11])
+def test_conv_reference_is_bitwise_the_one_machine_result(client, chunk_size):
+    net = tiny_convnet()
+    x, t = tiny_conv_batch()
+    conv = make_conv_arch(2, 1)
+    params, x, labels, _ = check_conv_batch(net.params, x, t, conv)
+    before = {k: v.copy() for k, v in params.items()}
+    one = reference_conv.numerical_gradient(params, x, labels, 1e-4, conv)
+    spread = distributed.conv_reference_gradient(client, params, x, labels, 1e-4, conv,
+                                                 chunk_size=chunk_size)
+    assert list(spread) == list(one) and same_bits(one, spread)
+    assert same_bits(params, before)
 
 
 @needs_dask
@@ -395,6 +424,25 @@ def test_check_full_on_a_cluster_journals_and_resumes(client, tmp_path, capsys):
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "0 from the journal" in out and "compared on every parameter" in out
+    assert "nan" not in out  # the cluster reference's time is in its table row
+    seconds = [float(v) for v in re.findall(r"ok \(tol 1e-0[79], (\S+) s\)", out)]
+    assert len(seconds) == 2 and all(0 < v < 600 for v in seconds)  # jit, then the reference
+    assert cli.main(argv + ["--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "reference on the cluster: 0 chunks computed" in out
+    assert "all methods within tolerance" in out
+
+
+@needs_dask
+def test_check_convnet_full_on_a_local_cluster(tmp_path, capsys):
+    """The convnet's reference on local:2, journaled, resumed: every chunk from the journal."""
+    argv = ["check", "--net", "convnet", "--filters", "2", "--filter-size", "3", "--hidden",
+            "3", "--batch", "2", "--synthetic", "--methods", "incremental", "--cluster",
+            "local:2", "--full", "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "cluster local:2: 2 workers, 2 threads" in out and "0 from the journal" in out
+    assert "the book's loop on all" in out and "nan" not in out
     assert cli.main(argv + ["--resume"]) == 0
     out = capsys.readouterr().out
     assert "reference on the cluster: 0 chunks computed" in out

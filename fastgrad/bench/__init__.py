@@ -9,6 +9,7 @@ fastgrad imports it. One concern per module, in the order data flows:
 - :mod:`~fastgrad.bench.validation`: the reference gradient (full or sampled) and the checks;
 - :mod:`~fastgrad.bench.timing`: rounds, interleaved thread counts, the ceiling, phases;
 - :mod:`~fastgrad.bench.startup`: compile and load time, in fresh processes;
+- :mod:`~fastgrad.bench.cluster`: ``--cluster``: the chunked methods timed over a Dask cluster;
 - :mod:`~fastgrad.bench.run`: one ``fastgrad bench`` run, as a JSON-ready report;
 - :mod:`~fastgrad.bench.report`: the report's schema, its text, its files;
 - :mod:`~fastgrad.bench.compare`: a report against a saved baseline;

@@ -15,6 +15,7 @@ import json
 import re
 from pathlib import Path
 
+from fastgrad.bench.cluster import cluster_label
 from fastgrad.bench.validation import SAMPLED_LABEL
 from fastgrad.files import atomic_write
 from fastgrad.standard import net_phrase
@@ -129,6 +130,7 @@ def format_report(report):
               format_ratio(r["cost_vs_backprop"]), r["threads"] or "-",
               r["threading_layer"] or "-",
               r["blas_threads"] if r["blas_threads"] is not None else "-") for r in main])]
+    out += _format_cluster(report.get("cluster"))
     scaling = [r for r in report["timings"] if r["threads"] is not None]
     if len({r["threads"] for r in scaling}) > 1:
         out += ["", "thread scaling, thread counts interleaved round by round (median, and "
@@ -172,6 +174,21 @@ def format_report(report):
         out += ["", "jit on the small net (its own reference and backprop):", "",
                 format_report(report["small_net"])]
     return "\n".join(out)
+
+
+def _format_cluster(info):
+    if not info or not info.get("timings"):
+        return []
+    out = ["", f"over the Dask cluster {cluster_label(info)}, scheduler {info['scheduler']}: "
+           "whole gradients, every chunk on the workers (median and min over rounds):"]
+    out += ["  " + line for line in table(
+        ("method", "median", "min", "rounds", "speed-up vs reference", "vs this method here",
+         "max |error|", "result"),
+        [(r["method"], format_seconds(r["median_s"]), format_seconds(r["min_s"]),
+          r["rounds"], format_ratio(r.get("speedup_vs_reference")),
+          format_ratio(r.get("speedup_vs_one_machine")), f"{r['max_abs_error']:.2e}",
+          "ok" if r["ok"] else "FAILED") for r in info["timings"]])]
+    return out
 
 
 def _format_phases(profiles):

@@ -16,6 +16,7 @@ import time
 from datetime import datetime, timezone
 
 from fastgrad import __version__, config, inputs
+from fastgrad.bench.cluster import add_ratios, cluster_report
 from fastgrad.bench.machine import environment
 from fastgrad.bench.report import PROJECTION_LABEL, SCHEMA, check_comparable, format_spread
 from fastgrad.bench.startup import measure_compile
@@ -62,7 +63,8 @@ def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=N
                   quick=False, verify_only=False, compile_time=True, data="mnist",
                   data_dir=None, synthetic=False, blas_threads=None, baseline=None,
                   activation="sigmoid", weight_init=None, weight_decay=0.0, sample="auto",
-                  phase_profile=True, net="mlp", conv_param=None, log=_silent):
+                  phase_profile=True, net="mlp", conv_param=None, client=None, cluster=None,
+                  log=_silent):
     """Validate, then time, every method; return the report dict.
 
     Parameters
@@ -109,6 +111,14 @@ def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=N
     blas_threads : int or None
         BLAS threads of the NumPy methods (None: the BLAS's own choice); the
         compiled methods always run with one.
+    client : dask.distributed.Client, optional
+        Also time the methods of ``methods`` that a cluster splits by chunks
+        (:data:`fastgrad.bench.cluster.CLUSTER_METHODS`: the reference and
+        ``jit``) over this cluster, whole gradients validated like the others,
+        as the report's ``cluster`` (:func:`fastgrad.bench.cluster.cluster_report`);
+        fully connected nets only.
+    cluster : str, optional
+        What the cluster was asked as (``local:N`` or the address), for the report.
     baseline : dict, optional
         A saved report to compare with later: checked by
         :func:`fastgrad.bench.report.check_comparable` as soon as the workload
@@ -131,6 +141,10 @@ def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=N
         raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
     if blas_threads is not None and (isinstance(blas_threads, bool) or int(blas_threads) < 1):
         raise ValueError(f"blas_threads must be a positive integer or None, got {blas_threads!r}")
+    if client is not None and net == "convnet":
+        raise ValueError("a cluster times the fully connected net's methods: the convnet's "
+                         "full reference takes hours (fastgrad check --net convnet --cluster "
+                         "computes it)")
     start = time.perf_counter()
 
     def say(msg):
@@ -170,6 +184,14 @@ def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=N
               "validation": [], "timings": [], "ceiling": None, "phases": None,
               "startup": None, "notes": []}
 
+    if client is not None:  # right after the reference: a cluster that fails, fails early
+        rep, budget, min_rounds, _ = QUICK if quick else FULL
+        if repeats is not None or verify_only:
+            rep = 1 if verify_only else int(repeats)
+            budget, min_rounds = None, rep
+        report["cluster"] = cluster_report(client, cluster, names, workload, ref, repeats=rep,
+                                           budget_s=budget, min_rounds=min_rounds, say=say)
+
     # Validate first, cheapest first, so a broken method fails fast and is never timed.
     checked = {}
     for name in sorted((m for m in names if m != "reference"), key=_cost_rank):
@@ -197,6 +219,9 @@ def run_benchmark(methods=None, threads=None, *, hidden=50, batch=100, repeats=N
     report["environment"]["dense_min_density"] = dense_threshold()
     report["ok"] = (all(v["ok"] for v in report["validation"])
                     and all(t["ok"] for t in report["timings"]))
+    if report.get("cluster"):
+        add_ratios(report["cluster"], report["timings"])
+        report["ok"] = report["ok"] and all(t["ok"] for t in report["cluster"]["timings"])
     if small_net is not None:
         report["small_net"] = small_net
         report["ok"] = report["ok"] and small_net["ok"]

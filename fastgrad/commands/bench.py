@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
+from fastgrad.commands import cluster
 from fastgrad.commands.args import (
     add_net_kind_arguments,
     add_network_arguments,
@@ -99,6 +101,9 @@ def register(subparsers):
                         "digits)")
     p.add_argument("--synthetic", action="store_true",
                    help="use seeded MNIST-like synthetic digits even if MNIST is available")
+    cluster.add_cluster_arguments(
+        p, journal=False, what="also time the reference and jit, whole gradients split in "
+                               "chunks over the workers (validated like the others),")
     p.add_argument("--json", metavar="PATH", help="save the report as JSON")
     p.add_argument("--plot", metavar="PNG", help="save a PNG of methods and thread scaling")
     p.add_argument("--compare", metavar="BASELINE.json",
@@ -162,15 +167,18 @@ def run(args) -> int:
         if path:
             check_output_path(path, flag)
 
-    report = run_benchmark(
-        args.methods, args.threads, hidden=args.hidden, batch=args.batch,
-        repeats=args.repeats, quick=args.quick, verify_only=args.verify_only,
-        compile_time=args.compile_time, data=args.data, data_dir=args.data_dir,
-        synthetic=args.synthetic, baseline=baseline,
-        blas_threads=None if args.blas_threads is _DEFAULT else args.blas_threads,
-        activation=args.activation, weight_init=args.weight_init,
-        weight_decay=args.weight_decay, sample=args.sample, phase_profile=args.phases,
-        log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    # the cluster is opened (and checked) before anything is measured, closed after
+    with (cluster.connect_cli(args.cluster) if args.cluster else nullcontext()) as client:
+        report = run_benchmark(
+            args.methods, args.threads, hidden=args.hidden, batch=args.batch,
+            repeats=args.repeats, quick=args.quick, verify_only=args.verify_only,
+            compile_time=args.compile_time, data=args.data, data_dir=args.data_dir,
+            synthetic=args.synthetic, baseline=baseline,
+            blas_threads=None if args.blas_threads is _DEFAULT else args.blas_threads,
+            activation=args.activation, weight_init=args.weight_init,
+            weight_decay=args.weight_decay, sample=args.sample, phase_profile=args.phases,
+            client=client, cluster=args.cluster,
+            log=lambda msg: print(msg, file=sys.stderr, flush=True))
     print(format_report(report))
     status = 0 if report["ok"] else 1
     if args.json:
@@ -196,7 +204,8 @@ def _run_convnet(args):
     from fastgrad.bench.report import check_output_path, format_report, save_json
     from fastgrad.bench.run import run_benchmark
 
-    unsupported = {"targets": None, "compare": None, "plot": None, "activation": "sigmoid",
+    unsupported = {"targets": None, "compare": None, "plot": None, "cluster": None,
+                   "activation": "sigmoid",
                    "weight_init": None, "weight_decay": 0.0, "jit_batch": None,
                    "baseline": None, "training": False}
     for name, default in unsupported.items():
@@ -225,8 +234,9 @@ def _run_targets(args):
     from fastgrad.bench.targets import DEFAULT_FILE, default_file, load_targets
     from fastgrad.bench.targets_run import format_targets, run_targets
 
-    if args.compare or args.verify_only or args.plot:
-        raise ValueError("--targets takes neither --compare, --verify-only nor --plot")
+    if args.compare or args.verify_only or args.plot or args.cluster:
+        raise ValueError("--targets takes neither --compare, --verify-only, --plot nor "
+                         "--cluster")
     path = default_file() if args.targets is _CHECKOUT_TARGETS else args.targets
     if path is None:
         raise FileNotFoundError(f"--targets: no FILE given and no {DEFAULT_FILE.as_posix()} "

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from fastgrad import config, distributed
+from fastgrad import config
+from fastgrad.commands import cluster
 from fastgrad.commands.args import (
     add_net_kind_arguments,
     add_network_arguments,
@@ -58,7 +59,7 @@ def register(subparsers):
     p.add_argument("--synthetic", action="store_true", help="use synthetic data")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="also say which kernels the methods picked for this batch, and why")
-    distributed.add_cluster_arguments(p)
+    cluster.add_cluster_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -77,11 +78,13 @@ def run(args) -> int:
     print(f"threads {args.threads or config.default_threads()}, h = {args.h:g}; "
           f"computing the reference (the book's loop; slow) ...", flush=True)
     start = time.perf_counter()
-    reference = distributed.cluster_reference(args, net.params, work.x, work.t, net.arch)
+    reference, ref_seconds = (cluster.cluster_reference(args, net.params, work.x, work.t,
+                                                            net.arch) or (None, None))
     reports = validate(net.params, work.x, work.t, methods=args.methods, tol=args.tol,
                        h=args.h, threads=args.threads, backprop_tol=args.backprop_tol,
                        activation=net.arch.activation, weight_decay=net.arch.weight_decay,
-                       sample=args.sample, seed=args.seed, reference=reference)
+                       sample=args.sample, seed=args.seed, reference=reference,
+                       reference_seconds=ref_seconds)
     compared = reports[-1].compared
     scope = ("every parameter" if compared == n_params else
              f"a seeded sample of {compared:,} of the {n_params:,} parameters (the book's loop "
@@ -131,9 +134,6 @@ def run_convnet(args) -> int:
         if getattr(args, flag) != default:
             raise ValueError(f"--{flag.replace('_', '-')} is for --net mlp: the convnet is "
                              "the book's (ReLU, weight std 0.01, no weight decay)")
-    if args.cluster is not None:
-        raise ValueError("--cluster computes the fully connected net's reference: "
-                         "drop it with --net convnet")
     work = standard_conv_workload(args.batch, hidden_widths(args), conv_param(args), args.seed,
                                   args.dataset, args.data_dir, synthetic=args.synthetic)
     net = work.net
@@ -143,10 +143,13 @@ def run_convnet(args) -> int:
     print(f"threads {args.threads or config.default_threads()}, h = {args.h:g}; "
           f"computing the reference (the book's loop; slow) ...", flush=True)
     start = time.perf_counter()
+    reference, ref_seconds = (cluster.cluster_reference(args, net.params, work.x, work.t,
+                                                            conv=net.conv) or (None, None))
     reports, skipped = validate_conv(
         net.params, work.x, work.t, methods=args.methods, tol=args.tol, h=args.h,
         threads=args.threads, backprop_tol=args.backprop_tol, stride=net.conv.stride,
-        pad=net.conv.pad, sample=args.sample, seed=args.seed)
+        pad=net.conv.pad, sample=args.sample, seed=args.seed, reference=reference,
+        reference_seconds=ref_seconds)
     compared = reports[-1].compared
     print(f"layer {config.threading_layer()}; done in {time.perf_counter() - start:.1f} s; "
           f"compared on {describe_sample(compared, n_params, resolve_conv_sample(args.sample))}")

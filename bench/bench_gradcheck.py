@@ -758,7 +758,29 @@ def test_speed_table_smoke():
     assert len(wrong) == 3
     assert wrong and all(not r["ok"] and r["named"] == [SIZES["smoke"]["dir_n"] * 7 // 9]
                          for r in wrong)
+    correct = [r for r in rows if r["what"].endswith("correct")]
+    assert len(correct) == 3 and all(r["ok"] and f"h = {DEFAULT_H:g}," in r["what"]
+                                     for r in correct)
     assert all(r["max_abs_vs_exact"] < 1e-6 for r in rows if "max_abs_vs_exact" in r)
+    assert all(r["cpu_seconds"] > 0 for r in rows)
+
+
+def test_tanh_layer_partial_sums_against_numpy():
+    rng = np.random.default_rng(3)
+    for n in (1, 7, 8, 13):  # the partial sums' tail, and none
+        a, x = rng.standard_normal((3, n)), rng.standard_normal(n)
+        np.testing.assert_allclose(tanh_layer(x, a), np.tanh(a @ x), rtol=1e-13, atol=1e-15)
+
+
+def test_speed_only_writes_the_speed_rows_alone(tmp_path, monkeypatch):
+    monkeypatch.setitem(SIZES, "quick", SIZES["smoke"])
+    out = tmp_path / "speed.json"
+    main(["--speed-only", "--quick", "--repeat", "1", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["speed_only"] and saved["table"] == [] and saved["cases"] == []
+    assert len(saved["speed"]) == 9 and saved["speed"][0]["repeat"] == 1
+    with pytest.raises(SystemExit):
+        main(["--speed-only", "--repeat", "0"])
 
 
 if __name__ == "__main__":

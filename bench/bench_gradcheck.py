@@ -14,15 +14,26 @@ Every tool checks the same functions, each at its documented defaults:
 
 A second table times the compiled directional mode against the NumPy path on
 1e6 elements, and ``fastgrad.jacobian`` against SciPy's ``approx_derivative``.
+Both engines call the same functions, and nearly all of their time is in those
+calls: 4 evaluations of ``f`` per direction at 1e6 elements (forming the points,
+drawing the directions and the assessment take a few per cent), and 2 per
+column of the Jacobian. So the ratios measure how fast each engine evaluates the
+same ``f`` and how many cores it uses, and the functions are written as a user
+who cares would write them for either engine: ``tanh_layer`` sums each row in
+four interleaved partial sums (one running sum would wait on the latency of every
+addition, since neither engine may reorder it), which speeds up SciPy's calls as
+much as fastgrad's; ``smooth_loss`` keeps one running sum, which costs little
+beside its ``sin`` and ``exp``.
 
-Run ``python bench/bench_gradcheck.py --out FILE [--quick]``; the ``test_*``
-functions are a smoke test at tiny sizes collected by pytest.
+Run ``python bench/bench_gradcheck.py --out FILE [--quick] [--speed-only]``; the
+``test_*`` functions are a smoke test at tiny sizes collected by pytest.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import inspect
 import json
 import math
 import os
@@ -39,6 +50,8 @@ from numba import njit
 import fastgrad
 from fastgrad import reference
 
+#: gradcheck's default step (the speed table's correct case runs at the defaults).
+DEFAULT_H = inspect.signature(fastgrad.gradcheck).parameters["h"].default
 #: Directions of fastgrad's directional mode (it has no default; the guide's example count).
 DIRECTIONS = 16
 #: SciPy's ``check_grad`` returns a norm and documents no threshold: its own test suite
@@ -534,24 +547,43 @@ def smooth_loss_numpy(x, w, c):
 
 @njit(cache=True)
 def tanh_layer(x, a):
-    """``tanh(a @ x)`` by loops (no BLAS inside the compiled stencil)."""
+    """``tanh(a @ x)`` by loops (no BLAS inside the compiled stencil).
+
+    Each row's dot product runs in four partial sums, ``j`` modulo 4, added
+    pairwise at the end: four independent chains of multiply-adds instead of
+    one, which the CPU overlaps (2.7 times faster at 2000 columns on a 2-core EPYC).
+    """
     m, n = a.shape
     out = np.empty(m)
+    whole = n - n % 4
     for i in range(m):
-        acc = 0.0
-        for j in range(n):
+        s0 = s1 = s2 = s3 = 0.0
+        for j in range(0, whole, 4):
+            s0 += a[i, j] * x[j]
+            s1 += a[i, j + 1] * x[j + 1]
+            s2 += a[i, j + 2] * x[j + 2]
+            s3 += a[i, j + 3] * x[j + 3]
+        acc = (s0 + s1) + (s2 + s3)
+        for j in range(whole, n):
             acc += a[i, j] * x[j]
         out[i] = math.tanh(acc)
     return out
 
 
 def _best(func, repeat):
-    best, value = float("inf"), None
+    """``(wall seconds, CPU seconds, value)`` of the fastest of ``repeat`` calls.
+
+    The CPU time (this process, all threads) over the wall time says how many
+    cores the call had: on a shared machine, fewer than its threads.
+    """
+    best, cpu, value = float("inf"), float("nan"), None
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         value = func()
-        best = min(best, time.perf_counter() - start)
-    return best, value
+        seconds = time.perf_counter() - start
+        if seconds < best:
+            best, cpu = seconds, time.process_time() - start_cpu
+    return best, cpu, value
 
 
 def speed_table(sizes, repeat=2):
@@ -565,17 +597,22 @@ def speed_table(sizes, repeat=2):
     engines = [("compiled, 2 threads", smooth_loss, 2), ("compiled, threads=1", smooth_loss, 1),
                ("NumPy path (plain f), serial", smooth_loss_numpy, 2)]
     fastgrad.gradcheck(smooth_loss, x[:50], good[:50], args=(w[:50], 0.3), directions=2)
-    # h = 1e-2, as the guide advises for a sum of millions of terms: at h = 1e-4 the sum's
-    # rounding (~1e-2 over 2h) hides the 0.5 / sqrt(n) that the wrong element adds (last row)
-    runs = [(label, grad, engine, f, threads, 1e-2)
-            for label, grad in (("correct", good), ("one wrong element (bisection)", wrong))
+    # The correct gradient at the default h = 1e-4: the sum's rounding (~1e-2 over 2h)
+    # makes some directions "within noise", none wrong. The wrong element at h = 1e-2, as
+    # the guide advises for a sum of millions of terms: at 1e-4 that rounding hides the
+    # 0.5 / sqrt(n) the wrong element adds (last row).
+    runs = [(label, grad, engine, f, threads, h)
+            for label, grad, h in (("correct", good, DEFAULT_H),
+                                   ("one wrong element (bisection)", wrong, 1e-2))
             for engine, f, threads in engines]
-    runs.append(("one wrong element", wrong, "compiled, 2 threads", smooth_loss, 2, 1e-4))
+    runs.append(("one wrong element", wrong, "compiled, 2 threads", smooth_loss, 2, DEFAULT_H))
     for label, grad, engine, f, threads, h in runs:
-        seconds, report = _best(lambda f=f, grad=grad, threads=threads, h=h: fastgrad.gradcheck(
-            f, x, grad, args=(w, 0.3), directions=DIRECTIONS, threads=threads, h=h), repeat)
+        seconds, cpu, report = _best(lambda f=f, grad=grad, threads=threads, h=h:
+                                     fastgrad.gradcheck(f, x, grad, args=(w, 0.3),
+                                                        directions=DIRECTIONS, threads=threads,
+                                                        h=h), repeat)
         rows.append({"what": f"gradcheck directional ({DIRECTIONS}), n = {n}, h = {h:g}, {label}",
-                     "engine": engine, "seconds": seconds, "ok": report.ok,
+                     "engine": engine, "seconds": seconds, "cpu_seconds": cpu, "ok": report.ok,
                      "n_noise": report.n_noise, "n_failed": report.n_failed,
                      "named": [m.index[0] for m in report.wrong], "repeat": repeat})
     approx_derivative = _approx_derivative()
@@ -583,27 +620,30 @@ def speed_table(sizes, repeat=2):
     a = rng.standard_normal((jm, jn)) / np.sqrt(jn)
     xj = rng.standard_normal(jn)
     fastgrad.jacobian(tanh_layer, xj[:5], args=(a[:, :5].copy(),), threads=2)
-    t_fg, jac = _best(lambda: fastgrad.jacobian(tanh_layer, xj, args=(a,), threads=2), repeat)
-    t_sp, jac_sp = _best(lambda: approx_derivative(
+    t_fg, cpu_fg, jac = _best(lambda: fastgrad.jacobian(tanh_layer, xj, args=(a,), threads=2),
+                              repeat)
+    t_sp, cpu_sp, jac_sp = _best(lambda: approx_derivative(
         lambda v: tanh_layer(v, a), xj, method="3-point"), repeat)
     exact = (1.0 - tanh_layer(xj, a) ** 2)[:, None] * a
     what = f"Jacobian of tanh(A x), A {jm} x {jn}"
     rows.append({"what": what, "engine": "fastgrad.jacobian, Numba f, 2 threads (h=1e-4)",
-                 "seconds": t_fg, "repeat": repeat,
+                 "seconds": t_fg, "cpu_seconds": cpu_fg, "repeat": repeat,
                  "max_abs_vs_exact": float(np.max(np.abs(jac - exact)))})
     rows.append({"what": what, "engine": "scipy approx_derivative(method='3-point'), same f",
-                 "seconds": t_sp, "repeat": repeat,
+                 "seconds": t_sp, "cpu_seconds": cpu_sp, "repeat": repeat,
                  "max_abs_vs_exact": float(np.max(np.abs(jac_sp - exact)))})
     return rows
 
 
 def format_speed(rows):
-    lines = [f"what | engine | best of {rows[0]['repeat']} (s) | result", "--- | --- | --- | ---"]
+    lines = [f"what | engine | best of {rows[0]['repeat']} (s) | CPU (s) | result",
+             "--- | --- | --- | --- | ---"]
     for r in rows:
         result = (f"max abs vs exact {r['max_abs_vs_exact']:.2g}" if "max_abs_vs_exact" in r
                   else f"ok={r['ok']}, {r['n_failed']} wrong, {r['n_noise']} within noise, "
                        f"named {r['named']}")
-        lines.append(f"{r['what']} | {r['engine']} | {r['seconds']:.3f} | {result}")
+        cpu = r.get("cpu_seconds", float("nan"))  # reports saved before it was recorded
+        lines.append(f"{r['what']} | {r['engine']} | {r['seconds']:.3f} | {cpu:.3f} | {result}")
     return "\n".join(lines)
 
 
@@ -636,18 +676,26 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", help="write the results as JSON to this file")
     parser.add_argument("--quick", action="store_true", help="smaller sizes (about 1e4)")
+    parser.add_argument("--speed-only", action="store_true",
+                        help="only the speed table (no planted bugs, no peers' checks)")
+    parser.add_argument("--repeat", type=int, default=2,
+                        help="runs per speed row, the fastest kept (default 2)")
     ns = parser.parse_args(argv)
+    if ns.repeat < 1:
+        parser.error(f"--repeat must be at least 1, got {ns.repeat}")
     sizes = SIZES["quick" if ns.quick else "full"]
     load_before = os.getloadavg()
-    print("warming up (compiling f and the kernels, loading the peers) ...", flush=True)
-    warm(sizes)
-    cases = planted_cases(sizes) + relu_cases(sizes)
-    print("planted bugs and ReLU nets:", flush=True)
-    rows = run_table(cases)
-    table = format_table(rows, cases)
-    print(table, flush=True)
+    cases, rows, table = [], [], None
+    if not ns.speed_only:
+        print("warming up (compiling f and the kernels, loading the peers) ...", flush=True)
+        warm(sizes)
+        cases = planted_cases(sizes) + relu_cases(sizes)
+        print("planted bugs and ReLU nets:", flush=True)
+        rows = run_table(cases)
+        table = format_table(rows, cases)
+        print(table, flush=True)
     print("speed:", flush=True)
-    speed = speed_table(sizes)
+    speed = speed_table(sizes, repeat=ns.repeat)
     print(format_speed(speed))
     if ns.out:
         result = {
@@ -655,6 +703,7 @@ def main(argv=None):
             "cpu": cpu_model(), "cores": os.cpu_count(),
             "command": " ".join(["python"] + [os.path.relpath(sys.argv[0])] + sys.argv[1:]),
             "load_average": {"before": list(load_before), "after": list(os.getloadavg())},
+            "speed_only": ns.speed_only,
             "machine_note": "shared 2-core machine, other jobs running: times are noisy",
             "versions": versions(), "sizes": {k: list(v) if isinstance(v, tuple) else v
                                               for k, v in sizes.items()},
@@ -709,7 +758,29 @@ def test_speed_table_smoke():
     assert len(wrong) == 3
     assert wrong and all(not r["ok"] and r["named"] == [SIZES["smoke"]["dir_n"] * 7 // 9]
                          for r in wrong)
+    correct = [r for r in rows if r["what"].endswith("correct")]
+    assert len(correct) == 3 and all(r["ok"] and f"h = {DEFAULT_H:g}," in r["what"]
+                                     for r in correct)
     assert all(r["max_abs_vs_exact"] < 1e-6 for r in rows if "max_abs_vs_exact" in r)
+    assert all(r["cpu_seconds"] > 0 for r in rows)
+
+
+def test_tanh_layer_partial_sums_against_numpy():
+    rng = np.random.default_rng(3)
+    for n in (1, 7, 8, 13):  # the partial sums' tail, and none
+        a, x = rng.standard_normal((3, n)), rng.standard_normal(n)
+        np.testing.assert_allclose(tanh_layer(x, a), np.tanh(a @ x), rtol=1e-13, atol=1e-15)
+
+
+def test_speed_only_writes_the_speed_rows_alone(tmp_path, monkeypatch):
+    monkeypatch.setitem(SIZES, "quick", SIZES["smoke"])
+    out = tmp_path / "speed.json"
+    main(["--speed-only", "--quick", "--repeat", "1", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["speed_only"] and saved["table"] == [] and saved["cases"] == []
+    assert len(saved["speed"]) == 9 and saved["speed"][0]["repeat"] == 1
+    with pytest.raises(SystemExit):
+        main(["--speed-only", "--repeat", "0"])
 
 
 if __name__ == "__main__":

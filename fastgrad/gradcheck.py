@@ -661,8 +661,9 @@ def _directional(ctx, analytic, vjp, count, rng):
     else:  # phi_k = u_k . f has the gradient J^T u_k
         g, grads = None, [phi_gradient(analytic, vjp, weights[k], ctx) for k in range(count)]
     want = np.empty(count)
+    step = np.empty(n)  # one buffer for every direction: at 1e6 elements, allocation shows
     for k in range(count):
-        step = signs[k].astype(np.float64) * scale
+        np.multiply(signs[k], scale, out=step)
         want[k] = np.einsum("i,i->", step, g if grads is None else grads[k])
     phi, center, fscale = project(values, ctx.center, weights)
     xscale = np.max(np.abs(ctx.work)) / scale

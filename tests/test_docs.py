@@ -75,6 +75,11 @@ def test_readme_example_runs():
     assert 0 < namespace["diff"] < 1e-6
     report = namespace["report"]
     assert not report and report.n_failed == 1 and report.worst[0].index == (3,)
+    # the report as README shows it (its time and the estimate's last digits aside)
+    shown = re.search(r"```text\n(gradcheck.*?)```", text, re.S).group(1).splitlines()
+    printed = str(report)
+    assert shown[0].split("; h =")[0] in printed and shown[1] in printed
+    assert shown[3].split("e-03")[0] in printed
     assert np.allclose(namespace["g"], namespace["a"].T @ (namespace["a"] @ namespace["w"]
                                                            - namespace["b"]) / 50, atol=1e-8)
 

@@ -285,10 +285,11 @@ def check_comparable(baseline, workload):
                          f"{_describe_workload(workload)}: not comparable")
 
 
-def newest_report(folder=RESULTS):
+def newest_report(folder=RESULTS, *, layers=None):
     """The newest bench report in ``folder`` (by its ``created`` time stamp), or None.
 
-    Files of other kinds (other benchmarks' JSON) are passed over. ``folder``
+    Files of other kinds (other benchmarks' JSON) are passed over, and with
+    ``layers`` (e.g. ``[784, 50, 10]``) so are reports of other nets. ``folder``
     defaults to ``bench/results`` under the current directory: run from a
     checkout's root, the reports saved there.
     """
@@ -298,6 +299,9 @@ def newest_report(folder=RESULTS):
         try:
             report = load_json(path)
         except (ValueError, OSError):
+            continue
+        net = report.get("workload", {}).get("layers", [])
+        if layers is not None and list(net) != list(layers):
             continue
         found.append((str(report.get("created", "")), path.name, path))
     return max(found)[2] if found else None

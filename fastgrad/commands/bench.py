@@ -77,8 +77,8 @@ def register(subparsers):
                         "backprop) for its two rows: about a quarter of an hour on 2 cores")
     p.add_argument("--baseline", metavar="BASELINE.json",
                    help="with --targets: the saved 784-50-10 report of the baseline row "
-                        "(default: the newest bench/results/*.json under the current "
-                        "directory)")
+                        "(default: the newest 784-50-10 report in bench/results/ under the "
+                        "current directory)")
     p.add_argument("--no-phases", dest="phases", action="store_false",
                    help="skip the 1-thread phase profile (serial fraction, Amdahl projection)")
     p.add_argument("--repeats", type=int, metavar="N",
@@ -243,7 +243,8 @@ def _run_targets(args):
                                 f"under the current directory ({Path.cwd()}): run from the "
                                 "checkout's root or pass the targets file")
     thresholds = load_targets(path)  # a bad file fails now, not after minutes
-    baseline = args.baseline or newest_report()
+    # the baseline row is the standard 784-50-10 net's: its newest saved report
+    baseline = args.baseline or newest_report(layers=[784, 50, 10])
     if args.json:
         check_output_path(args.json, "--json")
     report = run_targets(

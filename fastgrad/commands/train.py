@@ -26,8 +26,9 @@ def register(subparsers):
     """Add the ``train`` subcommand to ``subparsers``."""
     p = subparsers.add_parser(
         "train", help="train a network by minibatches (book chapters 4, 6 and 7)",
-        description="Train a fully connected network by minibatches as in the book's "
-                    "train_neuralnet.py (chapter 4) and optimizer_compare_mnist.py (chapter 6). "
+        description="Train a network by minibatches as in the book's train_neuralnet.py "
+                    "(chapter 4), optimizer_compare_mnist.py (chapter 6) and train_convnet.py "
+                    "(chapter 7, --net convnet). "
                     "Options left out take the chapter-4 values (784-50-10 sigmoid, std 0.01, "
                     "SGD lr 0.1, batch 100, 10000 iterations) or, with --resume, the "
                     "checkpoint's; a net with several --hidden layers starts from He weights "

@@ -99,6 +99,15 @@ def test_newest_report_is_found_under_the_current_directory(tmp_path, monkeypatc
     (folder / "notes.txt").write_text("{}")
     assert newest_report() == folder.relative_to(tmp_path) / "a-new.json"
     assert newest_report(RESULTS).parent == RESULTS  # the checkout's own, by argument
+    # a deeper net's report is newer, but the 784-50-10 baseline is asked for
+    (folder / "b-old.json").write_text(json.dumps(
+        {"schema": SCHEMA, "created": "2026-02-01T00:00:00+00:00",
+         "workload": {"layers": [784, 50, 10]}}))
+    (folder / "c-deep.json").write_text(json.dumps(
+        {"schema": SCHEMA, "created": "2026-04-01T00:00:00+00:00",
+         "workload": {"layers": [784, 100, 100, 10]}}))
+    assert newest_report().name == "c-deep.json"
+    assert newest_report(layers=[784, 50, 10]).name == "b-old.json"
 
 
 def test_the_saved_baseline_is_a_report():

@@ -27,7 +27,7 @@ RESULTS = ROOT / "bench" / "results"
 PAGE = "docs/guide/distributed.md"
 MARKERS = ("<!-- scaling-table:start -->", "<!-- scaling-table:end -->")
 #: File names of the runs, as ``distributed_scaling.py`` writes them.
-PATTERN = "distributed-scaling-*.json"
+PATTERN = "distributed-*.json"
 NONE_YET = ("No scaling run is saved in `bench/results/` yet: run "
             "`python bench/distributed_scaling.py` on a quiet machine, then "
             "`python bench/render_scaling.py`.")

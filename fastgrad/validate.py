@@ -85,6 +85,15 @@ class Comparison:
         return self.max_abs <= self.tol
 
 
+def given_or_timed(reference, seconds, compute):
+    """``(reference, seconds)``: the given reference and its given time (NaN when not
+    given), or ``compute()`` timed here."""
+    if reference is None:
+        start = time.perf_counter()
+        return compute(), time.perf_counter() - start
+    return reference, float("nan") if seconds is None else float(seconds)
+
+
 def sample_indices(params, x, per_tensor, seed=0):
     """Seeded flat indices per tensor for a sampled reference.
 
@@ -211,12 +220,9 @@ def validate(params, x, t, methods=None, tol=DEFAULT_TOL, h=1e-4, threads=None,
     if methods is None:
         methods = [m for m, e in METHODS.items() if e.numerical and m != "reference"]
     methods = [check_method(m).name for m in methods]
-    if reference is None:
-        start = time.perf_counter()
-        reference = reference_gradient(params, x, labels, h, arch, sample, seed)
-        ref_seconds = time.perf_counter() - start
-    else:
-        ref_seconds = float("nan") if reference_seconds is None else float(reference_seconds)
+    reference, ref_seconds = given_or_timed(
+        reference, reference_seconds,
+        lambda: reference_gradient(params, x, labels, h, arch, sample, seed))
     reports = []
     for method in methods:
         if method in ("backprop", "reference"):  # the witness and the analytic check

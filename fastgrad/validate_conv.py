@@ -28,6 +28,7 @@ from fastgrad.validate import (
     DEFAULT_TOL,
     compare,
     excused_at_kinks,
+    given_or_timed,
 )
 
 #: The convolution's own parameters, always compared in full by default.
@@ -167,12 +168,9 @@ def validate_conv(params, x, t, methods=None, tol=DEFAULT_TOL, h=1e-4, threads=N
         raise ValueError(f"methods: jit runs a full forward pass for each of the {n_params:,} "
                          f"parameters (hours) and cannot be sampled; it runs on nets of at "
                          f"most {JIT_MAX_PARAMS:,} parameters (e.g. --filters 4 --hidden 10)")
-    if reference is None:
-        start = time.perf_counter()
-        reference = conv_reference_gradient(params, x, labels, h, conv, sample, seed)
-        ref_seconds = time.perf_counter() - start
-    else:
-        ref_seconds = float("nan") if reference_seconds is None else float(reference_seconds)
+    reference, ref_seconds = given_or_timed(
+        reference, reference_seconds,
+        lambda: conv_reference_gradient(params, x, labels, h, conv, sample, seed))
     reports = []
     for method in methods:
         if method in ("backprop", "reference"):

@@ -467,3 +467,13 @@ def test_the_range_kernel_covers_the_whole_gradient_in_pieces():
     whole = methods.compute_gradient("jit", params, x, labels, activation="relu",
                                      weight_decay=0.05)
     assert same_bits(methods.gradient_from_flat(pieces, params, "jit", 1e-4, arch), whole)
+
+
+@needs_dask
+def test_local_workers_keep_glibc_dynamic_mmap_threshold():
+    # Dask's nanny sets MALLOC_TRIM_THRESHOLD_, slowing the reference loop ~1.7x in its workers
+    with connect("local:1") as client:
+        seen = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+        threads = client.run(lambda: os.environ.get("OPENBLAS_NUM_THREADS"))
+    assert list(seen.values()) == [None]
+    assert list(threads.values()) == ["1"]  # the rest of Dask's worker environment stays

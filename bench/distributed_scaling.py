@@ -38,6 +38,7 @@ import multiprocessing
 import os
 import platform
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -75,17 +76,21 @@ def arithmetic(n):
     return total
 
 
-def ceiling(n_tasks, per_task):
-    """``(t on 1 process, t on 2 processes)`` of ``n_tasks`` arithmetic tasks."""
+def ceiling(n_tasks, per_task, rounds=3):
+    """``(t on 1 process, t on 2 processes)`` of ``n_tasks`` arithmetic tasks: medians of
+    ``rounds`` rounds taken in turn (1, 2, 1, 2, ...), since a VM's second core comes and
+    goes and one round of each can read a ceiling above 2."""
     ctx = multiprocessing.get_context("spawn")
-    out = []
-    for processes in (1, 2):
-        with ctx.Pool(processes) as pool:
+    times = {1: [], 2: []}
+    with ctx.Pool(1) as one, ctx.Pool(2) as two:
+        for pool, processes in ((one, 1), (two, 2)):
             pool.map(arithmetic, [1000] * processes)  # started and warm
-            start = time.perf_counter()
-            pool.map(arithmetic, [per_task] * n_tasks, chunksize=1)
-            out.append(time.perf_counter() - start)
-    return tuple(out)
+        for _ in range(rounds):
+            for pool, processes in ((one, 1), (two, 2)):
+                start = time.perf_counter()
+                pool.map(arithmetic, [per_task] * n_tasks, chunksize=1)
+                times[processes].append(time.perf_counter() - start)
+    return statistics.median(times[1]), statistics.median(times[2])
 
 
 def batch(n, n_in, seed):
@@ -164,9 +169,9 @@ def net_scaling(hidden, batch_size, seed=0):
 
 def _default_size(client, net, x, t):
     """The chunk size ``client=`` picks by default (from one loss timed here)."""
-    start = time.perf_counter()
-    reference.loss(net.params, np.asarray(x, dtype=np.float64), np.asarray(t), *net.arch)
-    per_item = 2 * (time.perf_counter() - start)
+    per_item = 2 * distributed._seconds_of(
+        lambda: reference.loss(net.params, np.asarray(x, dtype=np.float64), np.asarray(t),
+                               *net.arch))
     size = distributed.default_chunk_size(sum(v.size for v in net.params.values()), per_item,
                                           sum(client.nthreads().values()))
     return size

@@ -563,10 +563,19 @@ def run_chunks(client, task, job, n_items, chunk_size, *, journal=None, identity
     return flat
 
 
-def _seconds_of(call):
-    start = time.perf_counter()
-    call()
-    return time.perf_counter() - start
+def _seconds_of(call, repeats=3, budget_s=1.0):
+    """The fastest of up to ``repeats`` timed calls (no more once ``budget_s`` is spent):
+    one call can land on a busy moment (workers still starting, say), and a cost read too
+    high makes chunks too small to pay their scheduling."""
+    best, spent = math.inf, 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        took = time.perf_counter() - start
+        best, spent = min(best, took), spent + took
+        if spent >= budget_s:
+            break
+    return best
 
 
 def _worker_thread_count(client):

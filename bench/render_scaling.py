@@ -72,6 +72,8 @@ def _figures(record):
     c, net, f, s, t = (record[k] for k in ("ceiling", "net", "plain_f", "summary", "targets"))
     met = s["met"]
     per_chunk = net["seconds_here"] / net["chunks_1worker"]
+    rounds = len(net.get("seconds_here_rounds", [])) or 1
+    best = f" (best of {rounds} rounds, in turn)" if rounds > 1 else ""
     return [
         "| figure | measured | target |",
         "|---|---:|---:|",
@@ -79,10 +81,10 @@ def _figures(record):
         f"| {fmt_seconds(c['seconds_1process'])}, {fmt_seconds(c['seconds_2processes'])}: "
         f"{fmt_ratio(s['ceiling_speedup_2_processes'])} | — |",
         f"| reference gradient of the {net['net']} net, batch {net['batch']} "
-        f"({net['parameters']:,} parameters), here on one core | "
+        f"({net['parameters']:,} parameters), here on one core{best} | "
         f"{fmt_seconds(net['seconds_here'])} | — |",
         f"| the same on `local:1`, {net['chunks_1worker']} chunks of "
-        f"{net['chunk_size_1worker']:,} | {fmt_seconds(net['seconds_1worker'])} | — |",
+        f"{net['chunk_size_1worker']:,}{best} | {fmt_seconds(net['seconds_1worker'])} | — |",
         f"| the same on `local:2`, {net['chunks_2worker']} chunks of "
         f"{net['chunk_size_2worker']:,} | {fmt_seconds(net['seconds_2worker'])}: "
         f"{fmt_ratio(s['speedup_2_workers'])} vs 1 worker | — |",

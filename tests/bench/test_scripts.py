@@ -86,7 +86,7 @@ def test_optimizer_compare_script(monkeypatch, tmp_path, capsys):
     report = json.loads((tmp_path / "c.json").read_text())
     assert [r["id"] for r in report["rows"]] == [training.MINUTES, training.ACCURACY_GAP]
     assert rc == (1 if any(r["met"] == "MISSED" for r in report["rows"]) else 0)
-    assert "must <= 15 min, stretch <= 5 min" in out and report["iters"] == 3
+    assert "must <= 10 min, stretch <= 4 min" in out and report["iters"] == 3
     if "--plot" in argv:
         assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

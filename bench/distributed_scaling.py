@@ -182,7 +182,7 @@ def net_scaling(hidden, batch_size, seed=0, rounds=2):
 
 def _default_size(client, net, x, t):
     """The chunk size ``client=`` picks by default (from one loss timed here)."""
-    per_item = 2 * distributed._seconds_of(
+    per_item = 2 * distributed.best_seconds(
         lambda: reference.loss(net.params, np.asarray(x, dtype=np.float64), np.asarray(t),
                                *net.arch))
     size = distributed.default_chunk_size(sum(v.size for v in net.params.values()), per_item,

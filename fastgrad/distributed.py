@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -75,7 +76,8 @@ class ClusterError(ConnectionError):
 
 #: The Dask setting a ``local:N`` cluster leaves unset (see :func:`connect`); workers started
 #: by hand take it from ``DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON__MALLOC_TRIM_THRESHOLD_=None``.
-NANNY_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+TRIM_ENV = "MALLOC_TRIM_THRESHOLD_"
+NANNY_TRIM = f"distributed.nanny.pre-spawn-environ.{TRIM_ENV}"
 
 
 def import_distributed():
@@ -183,12 +185,20 @@ def connect(cluster, timeout=CONNECT_TIMEOUT):
             # Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in its workers, which turns off
             # glibc's dynamic mmap threshold: each temporary of a loss evaluation over
             # 128 KiB is then mapped and unmapped afresh, and the reference loop runs
-            # about 1.7 times slower (a third of it in the kernel). None unsets it.
-            with dask.config.set({NANNY_TRIM: None}):
-                local = dd.LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
-                                        host="127.0.0.1", dashboard_address=None,
-                                        env={config.THREADS_ENV: str(threads)},
-                                        scheduler_kwargs=NO_DASHBOARD)
+            # about 1.7 times slower (a third of it in the kernel). None unsets it; a
+            # nanny started earlier in this process has also left it in os.environ,
+            # which the workers would inherit, so it is held back while they start.
+            held = os.environ.pop(TRIM_ENV, None)
+            try:
+                with dask.config.set({NANNY_TRIM: None}):
+                    local = dd.LocalCluster(n_workers=count, threads_per_worker=1,
+                                            processes=True, host="127.0.0.1",
+                                            dashboard_address=None,
+                                            env={config.THREADS_ENV: str(threads)},
+                                            scheduler_kwargs=NO_DASHBOARD)
+            finally:
+                if held is not None:
+                    os.environ[TRIM_ENV] = held
             address = local.scheduler_address
         try:
             client = dd.Client(address, timeout=f"{timeout}s", set_as_default=False)
@@ -563,7 +573,7 @@ def run_chunks(client, task, job, n_items, chunk_size, *, journal=None, identity
     return flat
 
 
-def _seconds_of(call, repeats=3, budget_s=1.0):
+def best_seconds(call, repeats=3, budget_s=1.0):
     """The fastest of up to ``repeats`` timed calls (no more once ``budget_s`` is spent):
     one call can land on a busy moment (workers still starting, say), and a cost read too
     high makes chunks too small to pay their scheduling."""
@@ -615,7 +625,7 @@ def _run_net_chunks(client, task, job, chunk_size, journal, progress, on_chunk, 
     if chunk_size is None and journal is not None:
         chunk_size = journal.stored_chunk_size()
     if chunk_size is None:
-        chunk_size = default_chunk_size(n_items, 2 * _seconds_of(loss),
+        chunk_size = default_chunk_size(n_items, 2 * best_seconds(loss),
                                         _worker_thread_count(client))
     identity = net_identity(job, chunk_size) if journal is not None else None
     return run_chunks(client, task, job, n_items, chunk_size, journal=journal,
@@ -654,7 +664,7 @@ def function_gradient(client, f, work, args, h, jitted, *, chunk_size=None, prog
     """
     check_client(client)
     chunk_size = check_chunk_size(chunk_size)
-    seconds = _seconds_of(lambda: generic.evaluate(f, work, args))
+    seconds = best_seconds(lambda: generic.evaluate(f, work, args))
     if chunk_size is None:
         chunk_size = default_chunk_size(work.size, 2 * seconds, _worker_thread_count(client))
     job = FunctionJob(f, work, args, h, jitted)
@@ -691,7 +701,7 @@ def function_columns(client, f, work, args, h, offsets, out_shape, jitted, *, ch
     chunk_size = check_chunk_size(chunk_size)
     offsets = tuple(float(c) for c in offsets)
     if chunk_size is None:
-        seconds = _seconds_of(lambda: f(work, *args))
+        seconds = best_seconds(lambda: f(work, *args))
         chunk_size = default_chunk_size(work.size, len(offsets) * seconds,
                                         _worker_thread_count(client))
     job = ColumnJob(f, work, args, h, jitted, offsets, tuple(out_shape))

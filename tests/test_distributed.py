@@ -470,10 +470,13 @@ def test_the_range_kernel_covers_the_whole_gradient_in_pieces():
 
 
 @needs_dask
-def test_local_workers_keep_glibc_dynamic_mmap_threshold():
-    # Dask's nanny sets MALLOC_TRIM_THRESHOLD_, slowing the reference loop ~1.7x in its workers
+def test_local_workers_keep_glibc_dynamic_mmap_threshold(monkeypatch):
+    # Dask's nanny sets MALLOC_TRIM_THRESHOLD_, slowing the reference loop ~1.7x in its workers,
+    # and leaves it in the parent's os.environ, as an earlier cluster here would have
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
     with connect("local:1") as client:
         seen = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
         threads = client.run(lambda: os.environ.get("OPENBLAS_NUM_THREADS"))
     assert list(seen.values()) == [None]
     assert list(threads.values()) == ["1"]  # the rest of Dask's worker environment stays
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"  # this process's, as it was

@@ -41,7 +41,7 @@ def test_targets_report_marks_each_level(tiny_targets, tmp_path, monkeypatch, ca
     assert report["schema"] == tiny_targets.SCHEMA and report["ok"]
     assert report["targets_file"] == "bench/targets.toml" and report["levels"] == list(LEVELS)
     rows = report["rows"]
-    assert [r["id"] for r in rows] == list(FIGURES)[:5]
+    assert [r["id"] for r in rows] == list(FIGURES)[:6]
     assert all(r["met"].split(" (")[0] in ("stretch", "must", MISSED) for r in rows)
     file = load_targets(REPO_TARGETS)
     for r in rows:
@@ -50,15 +50,17 @@ def test_targets_report_marks_each_level(tiny_targets, tmp_path, monkeypatch, ca
         report["parts"]["relu"]["timings"]["reference"]["median_s"]
         / report["parts"]["relu"]["timings"]["incremental"]["median_s"])
     assert rows[0]["met"] == judge(rows[0]["figure"], file.targets[rows[0]["id"]], LEVELS)
-    assert "batch 2, not 3" in rows[3]["note"]  # the jit row says it ran smaller
-    assert rows[4]["baseline"] == str(base) and rows[4]["interval"][0] <= rows[4]["figure"]
+    assert "batch 2, not 3" in rows[4]["note"]  # the jit row says it ran smaller
+    assert rows[5]["baseline"] == str(base) and rows[5]["interval"][0] <= rows[5]["figure"]
     assert report["parts"]["relu"]["reference"]["sampled"] is False  # tiny: full loop
     assert "targets (bench/targets.toml); met = the best level reached (stretch, must)" in out
     assert "no slower" in out and "faster" in out and "projected speed-up" in out
     # the targets measured elsewhere are listed with what measures them
     unmeasured = report["not_measured_here"]
-    assert len(unmeasured) == 7 and "--targets --training" in out
-    assert sum("--net convnet" in t for t in unmeasured) == 4  # the convnet's, by its bench
+    # the deep net's thread efficiency, the convnet's four bench and two training figures...
+    assert len(unmeasured) == 10 and "--targets --training" in out
+    assert sum("`fastgrad bench --net convnet`" in t for t in unmeasured) == 4
+    assert sum("fastgrad train --net convnet" in t for t in unmeasured) == 1
     assert "bench/training_overhead.py" in out
 
 
@@ -84,14 +86,14 @@ def test_targets_training_rows_judged_by_another_file(tiny_targets, monkeypatch,
     out = capsys.readouterr().out
     report = json.loads((tmp_path / "t.json").read_text())
     rows = report["rows"]
-    assert len(rows) == 7 and report["not_measured_here"] == [] and rc == 0
+    assert len(rows) == 8 and report["not_measured_here"] == [] and rc == 0
     assert report["levels"] == ["gold", "silver"]
-    timed, accuracy = rows[5], rows[6]
+    timed, accuracy = rows[6], rows[7]
     assert timed["unit"] == "min" and timed["thresholds"] == {"gold": 1000, "silver": 2000}
     assert timed["met"] == "gold" and accuracy["met"] == "silver"  # 100 points: any gap
     assert accuracy["unit"] == "points" and accuracy["thresholds"] == {"silver": 100}
     assert "synthetic digits" in timed["note"] and "adam" in accuracy["note"]
-    assert all(r["met"] == "no target" for r in rows[:5])  # this file sets none of those
+    assert all(r["met"] == "no target" for r in rows[:6])  # this file sets none of those
     assert "not measured here" not in out and " min " in out and "gold" in out
     assert "stretch" not in out and "must" not in out
 

@@ -276,8 +276,6 @@ def conv_sweep(xpad, W2, W3, stride, filter_h, filter_w, a1, a2, a3, labels, h):
                     d_up, d_down = _window_shift(a1_c, py, px, s_q)
                     if d_up == 0.0 and d_down == 0.0:
                         continue
-                    if d_down != -d_up:  # a kink or a switch on one side only
-                        mirror = False
                     w2 = W2c[r]
                     for k in range(hidden):
                         da_p[k] += d_up * w2[k]
@@ -287,6 +285,8 @@ def conv_sweep(xpad, W2, W3, stride, filter_h, filter_w, a1, a2, a3, labels, h):
                     a = a2_n[k]
                     zp[k] = relu_shift(a, da_p[k])
                     zm[k] = relu_shift(a, da_m[k])
+                    # a window's kink or switch on one side only, or a hidden unit's kink,
+                    # shows here: the -h side is the mirror only if every unit moves back
                     if zm[k] != -zp[k]:
                         mirror = False
                 mirrored[e] = mirror

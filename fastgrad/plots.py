@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from fastgrad.files import atomic_write
-from fastgrad.standard import net_phrase
+from fastgrad.standard import architecture, net_phrase
 from fastgrad.units import format_ratio, format_seconds
 
 __all__ = ["plot_benchmark", "plot_comparison", "plot_history", "plot_method_comparison",
@@ -60,18 +60,6 @@ def describe(config):
     decay = config.get("weight_decay_lambda", 0)
     return (f"{architecture(config)} (init {config['weight_init_std']}"
             f"{f', decay {decay:g}' if decay else ''}) on {config['dataset']}")
-
-
-def architecture(config):
-    """The network of a training run's configuration, in words: the layer sizes of a
-    fully connected net, or the convolutional net's layers."""
-    if config.get("net") == "convnet":
-        cp, dims = config["conv_param"], "x".join(map(str, config["input_dim"]))
-        return (f"convnet {dims} -> {cp['filter_num']} filters {cp['filter_size']}x"
-                f"{cp['filter_size']} (pad {cp['pad']}, stride {cp['stride']}) -> relu -> "
-                f"pool -> {config['hidden_size_list'][0]} relu -> {config['output_size']}")
-    sizes = [config["input_size"], *config["hidden_size_list"], config["output_size"]]
-    return f"{'-'.join(map(str, sizes))} {config['activation']} net"
 
 
 def plot_history(history, path, *, dpi=120):

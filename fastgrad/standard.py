@@ -268,6 +268,18 @@ def describe_conv(net):
             f"{'x'.join(map(str, net.input_dim))}")
 
 
+def architecture(config):
+    """The network of a training run's configuration, in words: the layer sizes of a
+    fully connected net, or the convolutional net's layers."""
+    if config.get("net") == "convnet":
+        cp, dims = config["conv_param"], "x".join(map(str, config["input_dim"]))
+        return (f"convnet {dims} -> {cp['filter_num']} filters {cp['filter_size']}x"
+                f"{cp['filter_size']} (pad {cp['pad']}, stride {cp['stride']}) -> relu -> "
+                f"pool -> {config['hidden_size_list'][0]} relu -> {config['output_size']}")
+    sizes = [config["input_size"], *config["hidden_size_list"], config["output_size"]]
+    return f"{'-'.join(map(str, sizes))} {config['activation']} net"
+
+
 def standard_conv_workload(batch=100, hidden=100, conv_param=None, seed=0, dataset="mnist",
                            data_dir=None, synthetic=False):
     """Build chapter 7's seeded ``SimpleConvNet`` and its batch of images.

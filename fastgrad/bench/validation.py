@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastgrad import inputs, reference, reference_conv
+from fastgrad import inputs, reference_conv
 from fastgrad.bench.machine import blas_limits
 from fastgrad.methods import check_method
 from fastgrad.validate import (
@@ -140,16 +140,17 @@ def check_gradient(method, grad, ref, workload, seconds=float("nan"), tol=None):
     excused = None
     if not check_method(method).numerical and workload.arch.activation == "relu":
         excused = excused_at_kinks(workload.params, workload.x, workload.labels, workload.h,
-                                   workload.arch, ref, grad, tol, loss_fn=_loss_fn(workload))
+                                   workload.arch, ref, grad, tol, loss_fn=_conv_loss(workload))
     return compare(grad, ref, method, "reference", tol, seconds, excused=excused)
 
 
-def _loss_fn(workload):
-    """The book's loss of ``workload``'s batch as a function of the parameters."""
+def _conv_loss(workload):
+    """The convnet's book loss of ``workload``'s batch as a function of the parameters;
+    None for a fully connected net (:func:`fastgrad.validate.excused_at_kinks`'s default)."""
     w = workload
-    if w.net == "convnet":
-        return lambda params: reference_conv.loss(params, w.x, w.labels, w.conv)
-    return lambda params: reference.loss(params, w.x, w.labels, *w.arch)
+    if w.net != "convnet":
+        return None
+    return lambda params: reference_conv.loss(params, w.x, w.labels, w.conv)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from fastgrad.checkpoint import History
 from fastgrad.convarch import check_conv_params, check_input_dim, make_conv_arch
 from fastgrad.convnet import SimpleConvNet
 from fastgrad.network import MultiLayerNet
+from fastgrad.standard import architecture
 from fastgrad.training import settings
 from fastgrad.training.commit import Committed, Record
 from fastgrad.training.datasets import check_data, fingerprint
@@ -88,8 +89,6 @@ def _input_dim(config, given, data, ckpt):
 
 
 def _describe(config, n_train, n_test):
-    from fastgrad.plots import architecture  # matplotlib is imported only to draw
-
     net = architecture(config)
     hyper = ", ".join(f"{k} {v:g}" for k, v in {"lr": config["lr"],
                                                  **config["optimizer_options"]}.items())

@@ -619,8 +619,8 @@ def net_gradient(client, method, params, x, labels, h, arch=SIGMOID, *, threads=
 
 
 def _run_net_chunks(client, task, job, chunk_size, journal, progress, on_chunk, loss):
-    """:func:`run_chunks` of a net's job; the default chunk size from one timed ``loss()``
-    (two per entry), or the one of the journal being resumed."""
+    """:func:`run_chunks` of a net's job; the default chunk size from ``loss()`` timed by
+    :func:`best_seconds` (two per entry), or the one of the journal being resumed."""
     n_items = sum(v.size for v in job.params.values())
     if chunk_size is None and journal is not None:
         chunk_size = journal.stored_chunk_size()
